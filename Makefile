@@ -1,0 +1,60 @@
+# Inflow developer commands. `make run` sets everything up and starts Inflow;
+# `make test` runs the checks CI runs.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint format migrate services bench clean-venv
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+.env:
+	$(PYTHON) scripts/write_dotenv.py .env
+
+services:
+	scripts/ensure_services.sh
+	scripts/install_pgvector.sh
+
+install: $(STAMP) .env services
+	$(PY) scripts/create_database.py
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py ensure_demo_admin
+
+run: install
+	scripts/run.sh
+
+migrate: $(STAMP) .env
+	$(PY) manage.py migrate --no-input
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+# check --deploy runs with production-like values: DEBUG off and real-looking secrets.
+DEPLOY_ENV := DEBUG=false ALLOWED_HOSTS=inflow.example.com \
+	SECRET_KEY=ci-$$(head -c 48 /dev/urandom | base64 | tr -d '/+=\n') \
+	PGCRYPTO_KEY=ci-$$(head -c 32 /dev/urandom | base64 | tr -d '/+=\n') \
+	BLIND_INDEX_KEY=ci-$$(head -c 32 /dev/urandom | base64 | tr -d '/+=\n') \
+	META_APP_SECRET=ci-$$(head -c 32 /dev/urandom | base64 | tr -d '/+=\n') \
+	META_VERIFY_TOKEN=ci-$$(head -c 16 /dev/urandom | base64 | tr -d '/+=\n')
+
+test: $(STAMP) .env services lint
+	$(PY) manage.py makemigrations --check --dry-run
+	env $(DEPLOY_ENV) $(PY) manage.py check --deploy --fail-level WARNING
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: install
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

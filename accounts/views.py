@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, permissions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from accounts.models import ApiKey, User
+from accounts.serializers import RegisterSerializer, TokenRequestSerializer, TokenSerializer, UserSerializer
+
+
+class AuthThrottleMixin:
+    permission_classes = [permissions.AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+
+class RegisterView(AuthThrottleMixin, APIView):
+    @extend_schema(request=RegisterSerializer, responses={201: UserSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(data["email"], data["password"], name=data["name"])
+        except IntegrityError:
+            # Two registrations for the same address raced past validate_email.
+            raise serializers.ValidationError({"email": ["A user with this email already exists."]}) from None
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class TokenView(AuthThrottleMixin, APIView):
+    @extend_schema(request=TokenRequestSerializer, responses={200: TokenSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = TokenRequestSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        user = serializer.validated_data["user"]
+        api_key, raw_key = ApiKey.issue(user, name=serializer.validated_data.get("name") or "API key")
+        payload = {"token": raw_key, "prefix": api_key.prefix, "name": api_key.name, "created_at": api_key.created_at}
+        return Response(TokenSerializer(payload).data)
+
+
+class MeView(generics.RetrieveAPIView):
+    serializer_class = UserSerializer
+
+    def get_object(self) -> User:
+        return self.request.user

@@ -1,0 +1,138 @@
+"""Shared REST plumbing: a strict JSON parser, pagination and one error shape.
+
+Every error response is JSON: {"detail": "<what went wrong>", "code": "<machine code>"},
+plus "errors": {field: [messages]} for validation failures.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, pagination, parsers
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def check_json_value(value: Any, max_depth: int) -> None:
+    """Reject structures deeper than max_depth and strings with NUL characters.
+
+    Iterative on purpose: a recursive walk is exactly what a deeply nested body attacks.
+    PostgreSQL cannot store U+0000 in text or jsonb, so NULs are refused at the door.
+    """
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth > max_depth:
+                raise exceptions.ParseError(f"JSON is nested deeper than {max_depth} levels.")
+            for key, child in item.items():
+                if "\x00" in key:
+                    raise exceptions.ParseError("JSON keys must not contain NUL characters.")
+                stack.append((child, depth + 1))
+        elif isinstance(item, list):
+            if depth > max_depth:
+                raise exceptions.ParseError(f"JSON is nested deeper than {max_depth} levels.")
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str) and "\x00" in item:
+            raise exceptions.ParseError("JSON strings must not contain NUL characters.")
+
+
+def loads_strict(raw: bytes | str) -> Any:
+    """json.loads that turns every kind of bad input into a ParseError."""
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise exceptions.ParseError(f"JSON is nested deeper than {settings.MAX_JSON_DEPTH} levels.") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise exceptions.ParseError(f"Malformed JSON: {exc}") from None
+    check_json_value(value, settings.MAX_JSON_DEPTH)
+    return value
+
+
+class StrictJSONParser(parsers.JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None) -> Any:
+        limit = settings.MAX_REQUEST_BODY_BYTES
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise PayloadTooLarge()
+        if not raw.strip():
+            raise exceptions.ParseError("The request body is empty; send a JSON object.")
+        return loads_strict(raw)
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+class Pagination(pagination.PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def _first_message(errors: Any, path: str = "") -> str:
+    """A one-line summary of a nested validation error, naming the field."""
+    while isinstance(errors, (list, dict)) and errors:
+        if isinstance(errors, dict):
+            key, errors = next(iter(errors.items()))
+            path = f"{path}.{key}" if path else str(key)
+        else:
+            errors = errors[0]
+    message = str(errors) if errors else "Invalid input."
+    if path and path != "non_field_errors":
+        return f"{path}: {message}"
+    return message
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        response.data = {"detail": _first_message(errors), "code": "invalid", "errors": errors}
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        code = getattr(detail, "code", None) or getattr(exc, "default_code", "error")
+        response.data = {"detail": str(detail), "code": code}
+    return response
+
+
+class RejectUnknownFieldsMixin:
+    """Serializer mixin: a field the serializer does not know is an error, not silence.
+
+    Read-only fields (id, owner, status...) are known and simply ignored on input.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise exceptions.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class OwnedQuerysetMixin:
+    """Limit a view to the caller's own rows, so another user's object is a 404."""
+
+    owner_field = "user"
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return queryset.none()
+        return queryset.filter(**{self.owner_field: self.request.user})

@@ -1,0 +1,116 @@
+"""Bad input gets a clear 4xx JSON error: never a 500, never a partial write."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.models import Flow
+
+pytestmark = pytest.mark.django_db
+
+GRAPH = {"nodes": [{"id": "t", "type": "trigger.manual", "config": {}}], "edges": []}
+
+
+def assert_json_error(response, status: int) -> dict:
+    assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["detail"]
+    return body
+
+
+def post_raw(client, path: str, body: bytes | str, content_type: str = "application/json"):
+    return client.generic("POST", path, body, content_type=content_type)
+
+
+def test_malformed_json(api):
+    body = assert_json_error(post_raw(api, "/api/v1/flows/", b'{"name": "x", '), 400)
+    assert "Malformed JSON" in body["detail"]
+
+
+def test_deeply_nested_json(api):
+    deep = "[" * 100_000 + "]" * 100_000
+    body = assert_json_error(post_raw(api, "/api/v1/flows/", f'{{"name": "x", "flow_data": {deep}}}'), 400)
+    assert "nested" in body["detail"]
+    moderately = {"a": None}
+    for _ in range(40):
+        moderately = {"a": moderately}
+    response = api.post("/api/v1/flows/", {"name": "x", "flow_data": moderately}, format="json")
+    assert_json_error(response, 400)
+    assert not Flow.objects.exists()
+
+
+def test_nan_and_nul_are_refused(api):
+    assert_json_error(post_raw(api, "/api/v1/flows/", b'{"name": "x", "flow_data": NaN}'), 400)
+    body = assert_json_error(post_raw(api, "/api/v1/flows/", b'{"name": "x\\u0000y", "flow_data": {}}'), 400)
+    assert "NUL" in body["detail"]
+    assert not Flow.objects.exists()
+
+
+def test_wrong_types_and_missing_fields(api):
+    body = assert_json_error(api.post("/api/v1/flows/", {"name": ["list"], "flow_data": "str"}, format="json"), 400)
+    assert "name" in body["errors"]
+    body = assert_json_error(api.post("/api/v1/flows/", {}, format="json"), 400)
+    assert "name" in body["errors"]
+    body = assert_json_error(post_raw(api, "/api/v1/flows/", b'["not", "an", "object"]'), 400)
+    assert not Flow.objects.exists()
+
+
+def test_unknown_fields(api):
+    body = assert_json_error(
+        api.post("/api/v1/flows/", {"name": "x", "flow_data": GRAPH, "colour": 1}, format="json"), 400
+    )
+    assert body["errors"] == {"colour": ["Unknown field."]}
+
+
+def test_oversized_bodies(api):
+    huge = b'{"name": "x", "flow_data": {"blob": "' + b"a" * (5 * 1024 * 1024) + b'"}}'
+    body = assert_json_error(post_raw(api, "/api/v1/flows/", huge), 413)
+    assert "too large" in body["detail"]
+    assert not Flow.objects.exists()
+
+
+def test_unsupported_media_type(api):
+    assert_json_error(post_raw(api, "/api/v1/flows/", b"name=x", content_type="application/x-www-form-urlencoded"), 415)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/flows/99999999999999999999999/",
+        "/api/v1/flows/9223372036854775808/",
+        "/api/v1/flows/-1/",
+        "/api/v1/flows/abc/",
+        "/api/v1/executions/99999999999999999999999/",
+        "/api/v1/tokens/99999999999999999999999/",
+        "/api/v1/nope/",
+    ],
+)
+def test_out_of_range_and_unknown_ids(api, path):
+    assert_json_error(api.get(path), 404)
+
+
+def test_out_of_range_ids_in_filters(api):
+    response = api.get("/api/v1/executions/", {"flow": "99999999999999999999999"})
+    assert_json_error(response, 400)
+    assert api.get("/api/v1/executions/", {"flow": "12"}).json()["count"] == 0
+
+
+def test_nul_bytes_in_query_strings(api):
+    for query in ("status=dr%00aft", "uses_node=%00", "page=1%00"):
+        body = assert_json_error(api.get(f"/api/v1/flows/?{query}"), 400)
+        assert "NUL" in body["detail"]
+
+
+def test_bad_page_numbers(api):
+    assert_json_error(api.get("/api/v1/flows/", {"page": "999"}), 404)
+    assert api.get("/api/v1/flows/", {"page_size": "100000"}).status_code == 200
+
+
+def test_update_failures_leave_the_row_as_it_was(api, user):
+    flow = Flow.objects.create(user=user, name="keep", flow_data=GRAPH)
+    bad = {"name": "changed", "flow_data": {"nodes": "not a list"}}
+    assert_json_error(api.put(f"/api/v1/flows/{flow.pk}/", bad, format="json"), 400)
+    assert_json_error(post_raw(api, f"/api/v1/flows/{flow.pk}/", b"{"), 405)
+    flow.refresh_from_db()
+    assert flow.name == "keep"

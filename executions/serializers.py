@@ -1,0 +1,22 @@
+from rest_framework import serializers
+
+from executions.models import FlowExecution
+
+
+class ExecutionSerializer(serializers.ModelSerializer):
+    flow = serializers.IntegerField(source="flow_id", read_only=True)
+
+    class Meta:
+        model = FlowExecution
+        fields = [
+            "id",
+            "flow",
+            "status",
+            "trigger_type",
+            "trigger_data",
+            "execution_log",
+            "error",
+            "started_at",
+            "completed_at",
+        ]
+        read_only_fields = fields

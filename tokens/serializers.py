@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from core.api import RejectUnknownFieldsMixin
+from tokens.models import ApiToken
+
+
+class ApiTokenSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+    access_token = serializers.CharField(write_only=True, max_length=4096, trim_whitespace=True)
+    account_id = serializers.RegexField(r"^\d{1,64}$", max_length=64, help_text="Numeric Meta account id.")
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "provider",
+            "account_id",
+            "access_token",
+            "token_hint",
+            "token_type",
+            "scopes",
+            "expires_at",
+            "last_refreshed_at",
+            "status",
+            "status_reason",
+            "created_at",
+        ]
+        read_only_fields = ["id", "token_hint", "last_refreshed_at", "status", "status_reason", "created_at"]
+        # Uniqueness across users is checked in the view, which must not reveal another
+        # user's connection beyond "already connected".
+        validators: list = []
+
+    def validate_scopes(self, value):
+        if not isinstance(value, list) or not all(isinstance(s, str) and 0 < len(s) <= 100 for s in value):
+            raise serializers.ValidationError("Scopes must be a list of strings.")
+        if len(value) > 50:
+            raise serializers.ValidationError("At most 50 scopes.")
+        return value
