@@ -1,19 +1,28 @@
-"""Shared fixtures. Tests run against the real PostgreSQL and Redis.
+"""Shared fixtures. Tests run against the real PostgreSQL, Redis and Celery workers.
 
 Redis: tests use their own database number (TEST_REDIS_URL, default db 15), so a
-developer's running Inflow on db 0 is never disturbed.
+developer's running Inflow on db 0 is never disturbed. TEST_DATABASE_NAME (default
+test_inflow) lets two checkouts run their suites side by side.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
 
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+BASE_DIR = Path(__file__).resolve().parent
 
 
 def pytest_configure(config):
@@ -82,3 +91,133 @@ def api(client_for, user) -> APIClient:
 @pytest.fixture
 def anon() -> APIClient:
     return APIClient()
+
+
+# --- Real Celery workers -------------------------------------------------------------------
+
+
+def test_database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class WorkerProcess:
+    """A `celery -A config worker` process on the test database and test Redis."""
+
+    def __init__(self, env: dict[str, str], concurrency: int = 2) -> None:
+        self.env = env
+        self.concurrency = concurrency
+        self.log_path = Path(tempfile.mkstemp(prefix="inflow-worker-", suffix=".log")[1])
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> WorkerProcess:
+        offset = self.log_path.stat().st_size
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-P",
+                "prefork",
+                "-c",
+                str(self.concurrency),
+                "-n",
+                f"test-{uuid.uuid4().hex[:8]}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel=INFO",
+            ],
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill -9 takes the children too
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if " ready." in self.log_path.read_text(errors="replace")[offset:]:
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"worker did not start:\n{self.log_path.read_text(errors='replace')[-3000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker: main process and pool children, like a crashed machine."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def worker_env(**overrides: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": test_database_url(),
+            "REDIS_URL": TEST_REDIS_URL,
+            "HTTP_REQUEST_ALLOW_PRIVATE_NETWORKS": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+_shared_worker: WorkerProcess | None = None
+
+
+@pytest.fixture
+def worker(django_db_setup):
+    """A worker shared by tests that do not kill it; started on first use."""
+    global _shared_worker
+    if _shared_worker is None or not _shared_worker.alive():
+        _shared_worker = WorkerProcess(worker_env()).start()
+    return _shared_worker
+
+
+@pytest.fixture
+def start_worker(django_db_setup):
+    """Dedicated workers for tests that kill or reconfigure them; stopped at the end.
+
+    The shared worker is stopped first so it cannot take the test's tasks.
+    """
+    global _shared_worker
+    if _shared_worker is not None:
+        _shared_worker.stop()
+        _shared_worker = None
+    started: list[WorkerProcess] = []
+
+    def start(concurrency: int = 2, **env_overrides: str) -> WorkerProcess:
+        process = WorkerProcess(worker_env(**env_overrides), concurrency=concurrency).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _shared_worker is not None:
+        _shared_worker.stop()

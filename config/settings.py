@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from config.env import (
     env,
@@ -116,6 +117,8 @@ DATABASES = {"default": parse_database_url(env("DATABASE_URL", "postgres://postg
 DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
 DATABASES["default"]["CONN_MAX_AGE"] = envint("CONN_MAX_AGE", 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Lets two checkouts run their test suites side by side on one server.
+DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME") or None}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -156,7 +159,20 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_TASK_ALWAYS_EAGER = False
+# Route through the anonymous exchange straight to the queue's list. Kombu's Redis transport
+# otherwise looks up exchange bindings stored in Redis; after a FLUSHDB those are gone and
+# messages are dropped into a dead-letter queue until a worker reconnects.
+CELERY_TASK_DEFAULT_QUEUE = "inflow"
+CELERY_TASK_DEFAULT_EXCHANGE = ""
+CELERY_TASK_DEFAULT_ROUTING_KEY = "inflow"
+CELERY_TASK_QUEUES = (Queue("inflow", Exchange(""), routing_key="inflow"),)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-executions": {
+        "task": "executions.tasks.sweep_executions",
+        "schedule": float(envint("EXECUTION_SWEEP_SECONDS", 5)),
+    },
+    "purge-old-executions": {"task": "executions.tasks.purge_old_executions", "schedule": 3600.0},
+}
 
 # --- HTTP, security ------------------------------------------------------------------
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
@@ -238,3 +254,16 @@ LOGGING = {
         "django.db.backends": {"level": "INFO", "propagate": True},
     },
 }
+
+# --- Flow engine ---------------------------------------------------------------------
+EXECUTION_MAX_STEPS = envint("EXECUTION_MAX_STEPS", 100)
+EXECUTION_MAX_RUN_SECONDS = envint("EXECUTION_MAX_RUN_SECONDS", 300)
+EXECUTION_RETENTION_DAYS = envint("EXECUTION_RETENTION_DAYS", 30)
+# A running execution whose heartbeat is older than this is presumed dead and resumed.
+EXECUTION_HEARTBEAT_SECONDS = envint("EXECUTION_HEARTBEAT_SECONDS", 5)
+EXECUTION_HEARTBEAT_TIMEOUT = envint("EXECUTION_HEARTBEAT_TIMEOUT", 30)
+# A pending execution not picked up after this long is enqueued again (lost broker message).
+EXECUTION_PENDING_REQUEUE_SECONDS = envint("EXECUTION_PENDING_REQUEUE_SECONDS", 30)
+HTTP_REQUEST_ALLOW_PRIVATE_NETWORKS = envbool("HTTP_REQUEST_ALLOW_PRIVATE_NETWORKS", False)
+HTTP_REQUEST_MAX_RESPONSE_BYTES = envint("HTTP_REQUEST_MAX_RESPONSE_BYTES", 1024 * 1024)
+HTTP_REQUEST_MAX_TIMEOUT = envint("HTTP_REQUEST_MAX_TIMEOUT", 30)

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from core.views import healthz
+from executions.views import flow_webhook
 
 api_v1 = [
     path("", include("accounts.urls")),
@@ -16,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+    path("webhooks/flows/<int:flow_id>/<str:secret>/", flow_webhook, name="flow-webhook"),
     path("healthz", healthz, name="healthz"),
 ]
 

@@ -7,6 +7,10 @@ connection uses server-side binding), never inside the statement text.
 
 The ciphertext cannot be searched: filtering on the field raises, except `isnull`. Pair it
 with a blind index column when lookups are needed (see accounts.User.email_hash).
+
+Adding this field to a table that already has rows cannot use a column default (the value
+has to be encrypted inside PostgreSQL): add it nullable, backfill through the ORM in a
+RunPython step, then make it required.
 """
 
 from __future__ import annotations

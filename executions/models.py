@@ -1,13 +1,26 @@
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+
 from django.conf import settings
-from django.db import models
-from django.db.models import Q
+from django.db import connection, models
+from django.db.models import F, Q
 from django.utils import timezone
 
 
+class FlowExecutionQuerySet(models.QuerySet["FlowExecution"]):
+    def finished_before(self, moment) -> FlowExecutionQuerySet:
+        return self.filter(status__in=FlowExecution.FINISHED_STATUSES, completed_at__lt=moment)
+
+
 class FlowExecution(models.Model):
-    """One run of a flow: the event that started it, its state and its step log."""
+    """One run of a flow: the event that started it, the engine's state and the step log.
+
+    Ownership of a run is a *lease*: a worker claims the row with a conditional UPDATE that
+    sets a fresh lease id, and every later write is conditional on that id. A worker that
+    lost its lease (presumed dead, then recovered by the sweeper) can no longer write.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -24,6 +37,7 @@ class FlowExecution(models.Model):
     # Denormalised from the flow so "my executions" is one indexed range scan.
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # The trigger node type that started the run; manual runs are "trigger.manual".
     trigger_type = models.CharField(max_length=64, default="trigger.manual")
     trigger_data = models.JSONField(default=dict)
     execution_log = models.JSONField(default=list)
@@ -33,12 +47,33 @@ class FlowExecution(models.Model):
     error = models.TextField(blank=True)
     dedup_key = models.CharField(max_length=255, null=True, blank=True)
 
+    # Engine bookkeeping.
+    state = models.JSONField(default=dict, blank=True)
+    lease = models.UUIDField(null=True, blank=True, editable=False)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    resume_at = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    run_seconds = models.FloatField(default=0)
+    recoveries = models.PositiveIntegerField(default=0, help_text="Times the run was resumed after a lost worker.")
+
+    objects = FlowExecutionQuerySet.as_manager()
+
     class Meta:
         db_table = "flow_executions"
         ordering = ["-started_at", "-id"]
         indexes = [
-            models.Index("flow", models.F("started_at").desc(), name="flow_executions_flow_started"),
-            models.Index("user", models.F("started_at").desc(), name="flow_executions_user_started"),
+            models.Index("flow", F("started_at").desc(), name="flow_executions_flow_started"),
+            models.Index("user", F("started_at").desc(), name="flow_executions_user_started"),
+            # The sweeper's three questions, each answered from a small partial index.
+            models.Index(fields=["heartbeat_at"], condition=Q(status="running"), name="flow_executions_running"),
+            models.Index(fields=["resume_at"], condition=Q(status="waiting"), name="flow_executions_waiting"),
+            models.Index(fields=["enqueued_at"], condition=Q(status="pending"), name="flow_executions_pending"),
+            models.Index(
+                fields=["completed_at"],
+                condition=Q(status__in=["succeeded", "failed", "cancelled"]),
+                name="flow_executions_finished",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -48,3 +83,65 @@ class FlowExecution(models.Model):
 
     def __str__(self) -> str:
         return f"Execution {self.pk} of flow {self.flow_id}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds()
+
+    def request_cancel(self) -> bool:
+        """Cancel now if nothing runs it, else ask the worker to stop at the next step.
+
+        Returns False when the execution had already finished.
+        """
+        now = timezone.now()
+        idle = Q(status__in=[self.Status.PENDING, self.Status.WAITING])
+        stopped = FlowExecution.objects.filter(idle, pk=self.pk).update(
+            status=self.Status.CANCELLED, completed_at=now, error="Cancelled on request.", lease=None, resume_at=None
+        )
+        if not stopped:
+            flagged = FlowExecution.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(cancel_requested=True)
+            if not flagged:
+                self.refresh_from_db(fields=["status", "cancel_requested", "completed_at", "error"])
+                return False
+        self.refresh_from_db(fields=["status", "cancel_requested", "completed_at", "error"])
+        return True
+
+
+CLAIM_SQL = """
+UPDATE flow_executions AS e
+SET status = 'running', lease = %(lease)s, heartbeat_at = now(), resume_at = NULL
+FROM flows AS f
+WHERE e.id = %(id)s AND f.id = e.flow_id AND NOT e.cancel_requested AND (
+    e.status = 'pending'
+    OR (e.status = 'waiting' AND e.resume_at <= now())
+    OR (e.status = 'running' AND e.heartbeat_at < now() - make_interval(secs => %(stale)s))
+)
+RETURNING e.id, e.flow_id, e.user_id, e.trigger_data, e.state, f.flow_data
+"""
+
+
+def claim(execution_id: int) -> dict | None:
+    """Take the lease of a runnable execution; None when it is not ours to run.
+
+    One conditional UPDATE: two workers given the same id never both win.
+    """
+    lease = uuid.uuid4()
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM_SQL, {"lease": lease, "id": execution_id, "stale": settings.EXECUTION_HEARTBEAT_TIMEOUT})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    columns = ["id", "flow_id", "user_id", "trigger_data", "state", "flow_data"]
+    claimed = dict(zip(columns, row, strict=True))
+    claimed["lease"] = lease
+    return claimed
+
+
+def stale_before():
+    return timezone.now() - timedelta(seconds=settings.EXECUTION_HEARTBEAT_TIMEOUT)

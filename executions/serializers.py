@@ -16,7 +16,9 @@ class ExecutionSerializer(serializers.ModelSerializer):
             "trigger_data",
             "execution_log",
             "error",
+            "cancel_requested",
             "started_at",
             "completed_at",
+            "resume_at",
         ]
         read_only_fields = fields

@@ -1,9 +1,23 @@
-from rest_framework import viewsets
+from __future__ import annotations
 
-from core.api import OwnedQuerysetMixin
+import hmac
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api import OwnedQuerysetMixin, loads_strict
+from core.views import json_error
 from executions.filters import ExecutionFilter
 from executions.models import FlowExecution
 from executions.serializers import ExecutionSerializer
+from executions.services import start_execution
+from flows.models import Flow
 
 
 class ExecutionViewSet(OwnedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
@@ -11,3 +25,44 @@ class ExecutionViewSet(OwnedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = ExecutionSerializer
     filterset_class = ExecutionFilter
     lookup_value_regex = r"\d+"
+
+    @extend_schema(request=None, responses={200: ExecutionSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel a run: pending and waiting ones stop at once, running ones at the next step."""
+        execution = self.get_object()
+        if not execution.request_cancel():
+            raise Conflict(f"The execution has already {execution.status}.")
+        return Response(ExecutionSerializer(execution).data)
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state."
+    default_code = "conflict"
+
+
+@csrf_exempt
+@require_POST
+def flow_webhook(request: HttpRequest, flow_id: int, secret: str) -> JsonResponse:
+    """`trigger.webhook`: a JSON object POSTed to the flow's secret URL starts a run.
+
+    An `Idempotency-Key` header makes retries of the same delivery start one run only.
+    """
+    flow = Flow.objects.filter(pk=flow_id).only("id", "user_id", "status", "flow_data", "webhook_secret").first()
+    # One answer for "no such flow" and "wrong secret": the URL reveals nothing.
+    if flow is None or not hmac.compare_digest(flow.webhook_secret.encode(), secret.encode()):
+        return json_error(404, "Not found.", "not_found")
+    if flow.status != Flow.Status.ACTIVE or flow.trigger_type != "trigger.webhook":
+        return json_error(409, "This flow is not active with a webhook trigger.", "flow_not_active")
+    try:
+        body = loads_strict(request.body or b"{}")
+    except exceptions.ParseError as exc:
+        return json_error(400, str(exc.detail), "parse_error")
+    if not isinstance(body, dict):
+        return json_error(400, "The body must be a JSON object.", "invalid")
+    key = request.headers.get("Idempotency-Key", "")[:200] or None
+    execution, created = start_execution(
+        flow=flow, trigger_type="trigger.webhook", trigger_data=body, dedup_key=f"webhook:{key}" if key else None
+    )
+    return JsonResponse({"execution": execution.pk, "created": created}, status=202)

@@ -1,9 +1,24 @@
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
+
+from core.fields import EncryptedTextField
+from flows import catalog
+from flows.graph import GraphError, trigger_node, validate_graph
+
+
+class NodeTypeQuerySet(models.QuerySet["NodeType"]):
+    def disabled_types(self) -> frozenset[str]:
+        return frozenset(self.filter(enabled=False).values_list("type", flat=True))
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
 
 
 class NodeType(models.Model):
@@ -27,6 +42,8 @@ class NodeType(models.Model):
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = NodeTypeQuerySet.as_manager()
+
     class Meta:
         db_table = "node_types"
         ordering = ["category", "type"]
@@ -48,6 +65,11 @@ class Flow(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    # The secret part of the flow's generic webhook URL (trigger.webhook).
+    webhook_secret = EncryptedTextField(default=new_webhook_secret, editable=False)
+
+    # Events start only active flows; a manual run also works on drafts.
+    RUNNABLE_STATUSES = (Status.DRAFT, Status.ACTIVE)
 
     class Meta:
         db_table = "flows"
@@ -59,3 +81,25 @@ class Flow(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def graph_errors(self, *, complete: bool, disabled_types: frozenset[str] | None = None) -> list[GraphError]:
+        if disabled_types is None:
+            disabled_types = NodeType.objects.disabled_types() if complete else frozenset()
+        return validate_graph(self.flow_data, complete=complete, disabled_types=disabled_types)
+
+    @property
+    def trigger(self) -> dict | None:
+        return trigger_node(self.flow_data) if isinstance(self.flow_data, dict) else None
+
+    @property
+    def trigger_type(self) -> str | None:
+        node = self.trigger
+        return node["type"] if node else None
+
+    @property
+    def node_count(self) -> int:
+        nodes = self.flow_data.get("nodes", []) if isinstance(self.flow_data, dict) else []
+        return len(nodes) if isinstance(nodes, list) else 0
+
+    def uses_trigger(self, node_type: str) -> bool:
+        return self.trigger_type == node_type and node_type in catalog.TRIGGER_TYPES

@@ -1,11 +1,19 @@
 from __future__ import annotations
 
-from rest_framework import mixins, viewsets
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from core.api import OwnedQuerysetMixin
+from executions.schedules import remove_schedules, sync_schedule
+from executions.serializers import ExecutionSerializer
+from executions.services import start_execution
 from flows.filters import FlowFilter
 from flows.models import Flow, NodeType
-from flows.serializers import FlowSerializer, NodeTypeSerializer
+from flows.serializers import FlowSerializer, NodeTypeSerializer, RunFlowSerializer
 
 
 class NodeTypeViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
@@ -22,5 +30,36 @@ class FlowViewSet(OwnedQuerysetMixin, viewsets.ModelViewSet):
     filterset_class = FlowFilter
     lookup_value_regex = r"\d+"
 
+    @transaction.atomic
     def perform_create(self, serializer: FlowSerializer) -> None:
-        serializer.save(user=self.request.user)
+        flow = serializer.save(user=self.request.user)
+        sync_schedule(flow)
+
+    @transaction.atomic
+    def perform_update(self, serializer: FlowSerializer) -> None:
+        flow = serializer.save()
+        sync_schedule(flow)
+
+    @transaction.atomic
+    def perform_destroy(self, instance: Flow) -> None:
+        remove_schedules([instance.pk])
+        instance.delete()
+
+    @extend_schema(request=RunFlowSerializer, responses={202: ExecutionSerializer})
+    @action(detail=True, methods=["post"])
+    def run(self, request: Request, pk: str | None = None) -> Response:
+        """Start a run now with the given trigger data (draft and active flows)."""
+        flow = self.get_object()
+        payload = RunFlowSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        if flow.status not in Flow.RUNNABLE_STATUSES:
+            raise serializers.ValidationError(
+                {"status": [f"A {flow.status} flow cannot run; make it draft or active."]}
+            )
+        errors = flow.graph_errors(complete=True)
+        if errors:
+            raise serializers.ValidationError({"flow_data": [str(error) for error in errors]})
+        execution, _ = start_execution(
+            flow=flow, trigger_type="trigger.manual", trigger_data=payload.validated_data["trigger_data"]
+        )
+        return Response(ExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)

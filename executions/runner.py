@@ -1,0 +1,199 @@
+"""Runs one execution inside a Celery worker: claim, run the engine, save, release.
+
+The engine (executions/engine.py) decides what happens; this module makes it durable:
+- `DatabaseJournal` saves each step's log entry together with the engine state in one
+  UPDATE that is conditional on the worker's lease, and reads back `cancel_requested`.
+- `Heartbeat` keeps `heartbeat_at` fresh from a side thread while a long step runs, so the
+  sweeper can tell a slow step from a dead worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from executions.engine import Engine, Limits, Outcome, Signal
+from executions.models import claim
+from flows.graph import trigger_node
+from flows.models import NodeType
+
+logger = logging.getLogger(__name__)
+
+APPEND_SQL = """
+UPDATE flow_executions SET execution_log = execution_log || jsonb_build_array(%s::jsonb),
+    state = %s::jsonb, heartbeat_at = now()
+WHERE id = %s AND lease = %s RETURNING cancel_requested
+"""
+REPLACE_LAST_SQL = """
+UPDATE flow_executions SET execution_log = jsonb_set(execution_log, '{-1}', %s::jsonb),
+    state = %s::jsonb, heartbeat_at = now()
+WHERE id = %s AND lease = %s RETURNING cancel_requested
+"""
+FINISH_SQL = """
+UPDATE flow_executions SET status = %s, error = %s, completed_at = %s, resume_at = %s, enqueued_at = %s,
+    state = %s::jsonb, run_seconds = %s, lease = NULL, cancel_requested = false
+WHERE id = %s AND lease = %s
+"""
+
+
+@dataclass
+class DatabaseJournal:
+    execution_id: int
+    lease: uuid.UUID
+
+    def record(self, entry: dict, state: dict, *, replace_last: bool = False) -> Signal:
+        sql = REPLACE_LAST_SQL if replace_last else APPEND_SQL
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [json.dumps(entry), json.dumps(state), self.execution_id, self.lease])
+            row = cursor.fetchone()
+        if row is None:
+            return Signal.LOST
+        return Signal.CANCEL if row[0] else Signal.CONTINUE
+
+
+class Heartbeat:
+    """One daemon thread per worker process that refreshes the current run's heartbeat.
+
+    It has its own database connection (Django's is bound to the task's thread) and stops
+    beating for a run that has exceeded its run-time limit, so a step stuck for good still
+    ends up looking dead to the sweeper.
+    """
+
+    _instance: Heartbeat | None = None
+    _instance_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._target: tuple[int, uuid.UUID, float] | None = None
+        self._thread = threading.Thread(target=self._loop, name="inflow-heartbeat", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def get(cls) -> Heartbeat:
+        with cls._instance_lock:
+            if cls._instance is None or not cls._instance._thread.is_alive():
+                cls._instance = cls()
+            return cls._instance
+
+    def track(self, execution_id: int, lease: uuid.UUID) -> None:
+        with self._lock:
+            self._target = (execution_id, lease, time.monotonic())
+
+    def clear(self) -> None:
+        with self._lock:
+            self._target = None
+
+    def _loop(self) -> None:
+        conn = None
+        limit = settings.EXECUTION_MAX_RUN_SECONDS + settings.EXECUTION_HEARTBEAT_TIMEOUT
+        while True:
+            time.sleep(settings.EXECUTION_HEARTBEAT_SECONDS)
+            with self._lock:
+                target = self._target
+            if target is None or time.monotonic() - target[2] > limit:
+                continue
+            try:
+                if conn is None or conn.closed:
+                    params = connection.get_connection_params()
+                    params.pop("cursor_factory", None)
+                    params.pop("context", None)
+                    conn = psycopg.connect(**params, autocommit=True)
+                conn.execute(
+                    "UPDATE flow_executions SET heartbeat_at = now() WHERE id = %s AND lease = %s",
+                    [target[0], target[1]],
+                )
+            except psycopg.Error:
+                logger.warning("heartbeat for execution %s failed; will retry", target[0], exc_info=True)
+                conn = None
+
+
+_disabled_cache: tuple[float, frozenset[str]] = (0.0, frozenset())
+DISABLED_TYPES_TTL = 10.0
+
+
+def disabled_node_types() -> frozenset[str]:
+    """Types staff switched off, cached per process for a few seconds (one query, not one per run)."""
+    global _disabled_cache
+    fetched_at, types = _disabled_cache
+    if time.monotonic() - fetched_at > DISABLED_TYPES_TTL:
+        types = frozenset(NodeType.objects.filter(enabled=False).values_list("type", flat=True))
+        _disabled_cache = (time.monotonic(), types)
+    return types
+
+
+def _as_json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def run(execution_id: int) -> Outcome | None:
+    """Claim and run an execution. None when it was not runnable (finished, owned, early)."""
+    claimed = claim(execution_id)
+    if claimed is None:
+        return None
+    lease = claimed["lease"]
+    flow_data, state = _as_json(claimed["flow_data"]), _as_json(claimed["state"])
+    engine = Engine(
+        flow_data,
+        limits=Limits(
+            max_steps=settings.EXECUTION_MAX_STEPS,
+            max_run_seconds=settings.EXECUTION_MAX_RUN_SECONDS,
+        ),
+        disabled_types=disabled_node_types(),
+        identity={"execution_id": execution_id, "flow_id": claimed["flow_id"], "user_id": claimed["user_id"]},
+    )
+    if not state:
+        trigger = trigger_node(flow_data)
+        if trigger is None:
+            outcome = Outcome("failed", "The flow has no trigger node.")
+            _finish(execution_id, lease, outcome, {}, 0.0)
+            return outcome
+        state = engine.initial_state(trigger["id"], _as_json(claimed["trigger_data"]))
+
+    heartbeat = Heartbeat.get()
+    heartbeat.track(execution_id, lease)
+    try:
+        outcome = engine.run(state, DatabaseJournal(execution_id, lease))
+    finally:
+        heartbeat.clear()
+    if outcome.status != "lost":
+        _finish(execution_id, lease, outcome, state, state.get("run_seconds", 0.0))
+    else:
+        logger.warning("execution %s was taken over by another worker; stopping", execution_id)
+    return outcome
+
+
+def _finish(execution_id: int, lease: uuid.UUID, outcome: Outcome, state: dict, run_seconds: float) -> None:
+    now = timezone.now()
+    waiting = outcome.status == "waiting"
+    completed_at = None if waiting else now
+    resume_at: datetime | None = outcome.resume_at if waiting else None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            FINISH_SQL,
+            [
+                outcome.status,
+                outcome.error[:5000],
+                completed_at,
+                resume_at,
+                # A parked run is "enqueued" for its resume time (see schedule_resume).
+                resume_at,
+                json.dumps(state),
+                run_seconds,
+                execution_id,
+                lease,
+            ],
+        )
+    if waiting:
+        from executions.tasks import schedule_resume
+
+        schedule_resume(execution_id, resume_at)
