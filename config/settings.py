@@ -267,3 +267,32 @@ EXECUTION_PENDING_REQUEUE_SECONDS = envint("EXECUTION_PENDING_REQUEUE_SECONDS", 
 HTTP_REQUEST_ALLOW_PRIVATE_NETWORKS = envbool("HTTP_REQUEST_ALLOW_PRIVATE_NETWORKS", False)
 HTTP_REQUEST_MAX_RESPONSE_BYTES = envint("HTTP_REQUEST_MAX_RESPONSE_BYTES", 1024 * 1024)
 HTTP_REQUEST_MAX_TIMEOUT = envint("HTTP_REQUEST_MAX_TIMEOUT", 30)
+
+# --- Meta: Instagram and Messenger (tokens app) ----------------------------------------
+META_APP_SECRET = _secret("META_APP_SECRET", min_length=16)
+META_VERIFY_TOKEN = _secret("META_VERIFY_TOKEN", min_length=8)
+META_GRAPH_URL = env("META_GRAPH_URL", "https://graph.facebook.com").rstrip("/")
+META_INSTAGRAM_GRAPH_URL = env("META_INSTAGRAM_GRAPH_URL", "https://graph.instagram.com").rstrip("/")
+META_GRAPH_VERSION = env("META_GRAPH_VERSION", "v21.0")
+META_HTTP_TIMEOUT = envint("META_HTTP_TIMEOUT", 10)
+# Long-lived Instagram tokens are refreshed when they expire within this many days.
+META_TOKEN_REFRESH_WITHIN_DAYS = envint("META_TOKEN_REFRESH_WITHIN_DAYS", 10)
+
+# --- Knowledge base ------------------------------------------------------------------
+EMBEDDINGS_PROVIDER = env("EMBEDDINGS_PROVIDER", "hashing")
+EMBEDDINGS_DIM = envint("EMBEDDINGS_DIM", 384)
+EMBEDDINGS_MODEL = env("EMBEDDINGS_MODEL", "text-embedding-3-small")
+OPENAI_API_KEY = envsecret("OPENAI_API_KEY")
+# Any OpenAI-compatible API: chat completions for ai.reply, /embeddings for the openai embedder.
+LLM_BASE_URL = env("LLM_BASE_URL").rstrip("/")
+LLM_MODEL = env("LLM_MODEL", "gpt-4o-mini")
+EMBEDDINGS_BASE_URL = env("EMBEDDINGS_BASE_URL", LLM_BASE_URL or "https://api.openai.com/v1").rstrip("/")
+WEAVIATE_URL = env("WEAVIATE_URL")
+WEAVIATE_API_KEY = envsecret("WEAVIATE_API_KEY")
+PINECONE_API_KEY = envsecret("PINECONE_API_KEY")
+PINECONE_INDEX_HOST = env("PINECONE_INDEX_HOST")
+# pgvector (default), weaviate (when WEAVIATE_URL is set) or pinecone.
+VECTOR_STORE = env("VECTOR_STORE", "weaviate" if WEAVIATE_URL else "pgvector")
+KNOWLEDGE_CHUNK_TOKENS = envint("KNOWLEDGE_CHUNK_TOKENS", 200)
+KNOWLEDGE_CHUNK_OVERLAP = envint("KNOWLEDGE_CHUNK_OVERLAP", 40)
+KNOWLEDGE_EMBED_BATCH = envint("KNOWLEDGE_EMBED_BATCH", 64)

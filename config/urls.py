@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("flows.urls")),
     path("", include("executions.urls")),
     path("", include("tokens.urls")),
+    path("knowledge/", include("knowledge.urls")),
 ]
 
 urlpatterns = [
@@ -17,6 +18,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
+    path("webhooks/meta/", include("tokens.webhook_urls")),
     path("webhooks/flows/<int:flow_id>/<str:secret>/", flow_webhook, name="flow-webhook"),
     path("healthz", healthz, name="healthz"),
 ]
