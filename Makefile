@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format migrate services bench clean-venv
+.PHONY: install run test lint format migrate services docker-env bench clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,13 +17,22 @@ $(STAMP): requirements.txt requirements-dev.txt
 .env:
 	$(PYTHON) scripts/write_dotenv.py .env
 
+# Settings for docker-compose.yml, with random keys (see README.md).
+docker/.env:
+	$(PYTHON) scripts/write_dotenv.py --docker docker/.env
+
+docker-env: docker/.env
+
 services:
 	scripts/ensure_services.sh
 	scripts/install_pgvector.sh
 
+# Everything `make run` needs: venv, .env, services, the database, its schema, the node
+# type catalog and the demo admin.
 install: $(STAMP) .env services
 	$(PY) scripts/create_database.py
 	$(PY) manage.py migrate --no-input
+	$(PY) manage.py sync_node_types
 	$(PY) manage.py ensure_demo_admin
 
 run: install
@@ -48,8 +57,11 @@ DEPLOY_ENV := DEBUG=false ALLOWED_HOSTS=inflow.example.com \
 	META_APP_SECRET=ci-$$(head -c 32 /dev/urandom | base64 | tr -d '/+=\n') \
 	META_VERIFY_TOKEN=ci-$$(head -c 16 /dev/urandom | base64 | tr -d '/+=\n')
 
+# The tests need no developer database (pytest-django creates test_<name> itself); without
+# one, makemigrations only warns that it cannot compare the migration history with it.
 test: $(STAMP) .env services lint
-	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) -W "ignore:Got an error checking a consistent migration history:RuntimeWarning" \
+		manage.py makemigrations --check --dry-run
 	env $(DEPLOY_ENV) $(PY) manage.py check --deploy --fail-level WARNING
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
