@@ -172,6 +172,9 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(envint("EXECUTION_SWEEP_SECONDS", 5)),
     },
     "purge-old-executions": {"task": "executions.tasks.purge_old_executions", "schedule": 3600.0},
+    "sweep-meta-webhooks": {"task": "tokens.tasks.sweep_meta_deliveries", "schedule": 15.0},
+    "purge-meta-data": {"task": "tokens.tasks.purge_meta_data", "schedule": 3600.0},
+    "refresh-instagram-tokens": {"task": "tokens.tasks.refresh_instagram_tokens", "schedule": 6 * 3600.0},
 }
 
 # --- HTTP, security ------------------------------------------------------------------
@@ -277,6 +280,15 @@ META_GRAPH_VERSION = env("META_GRAPH_VERSION", "v21.0")
 META_HTTP_TIMEOUT = envint("META_HTTP_TIMEOUT", 10)
 # Long-lived Instagram tokens are refreshed when they expire within this many days.
 META_TOKEN_REFRESH_WITHIN_DAYS = envint("META_TOKEN_REFRESH_WITHIN_DAYS", 10)
+# Webhook deliveries live in PostgreSQL until processed; one still unprocessed after this
+# long is handed to a worker again (a lost Celery message), up to MAX_ATTEMPTS times.
+META_WEBHOOK_REQUEUE_SECONDS = envint("META_WEBHOOK_REQUEUE_SECONDS", 30)
+META_WEBHOOK_MAX_ATTEMPTS = envint("META_WEBHOOK_MAX_ATTEMPTS", 5)
+# Processed deliveries hold message text: kept this long for support, then deleted.
+META_WEBHOOK_RETENTION_HOURS = envint("META_WEBHOOK_RETENTION_HOURS", 72)
+# Signed deliveries accepted per minute across all web processes (0: no limit). Above it
+# Meta gets a 429 and retries later.
+META_WEBHOOK_RATE_LIMIT = envint("META_WEBHOOK_RATE_LIMIT", 120000)
 
 # --- Knowledge base ------------------------------------------------------------------
 EMBEDDINGS_PROVIDER = env("EMBEDDINGS_PROVIDER", "hashing")

@@ -14,7 +14,6 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, pagination, parsers
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 
 def _reject_constant(name: str) -> Any:
@@ -95,6 +94,10 @@ def _first_message(errors: Any, path: str = "") -> str:
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
+    # Imported here: rest_framework.views reads DEFAULT_PARSER_CLASSES, which names this
+    # module, so a module-level import is circular when core.api is imported first.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

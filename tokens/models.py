@@ -1,10 +1,57 @@
+"""Connected Meta accounts and the small tables the Meta integration needs.
+
+Where an end customer's ("contact's") data lives, for erasure (GDPR, issue 6). A contact is
+identified per connected account by Meta's scoped id (IGSID for Instagram, PSID for
+Messenger), e.g. `instagram:<sender id>`:
+- `meta_webhook_deliveries.payload`: raw events (ids, usernames, message and comment text).
+  Kept only META_WEBHOOK_RETENTION_HOURS after processing, then deleted by
+  `tokens.tasks.purge_meta_data`. Erase a contact early with
+  `MetaWebhookDelivery.objects.mentioning(contact_id).delete()`.
+- `meta_contact_windows.contact_id`: when the contact last wrote to the account (24 h rule);
+  rows older than the window are useless and purged.
+- `meta_private_replies.contact_id`: private replies sent to the contact's comments (the
+  one-per-comment rule); purged once Meta's 7-day limit has passed.
+- `flow_executions.trigger_data` (executions app): the event that started each run, with
+  `from_id`, `username`, `text`, `comment_id`, `message_id` (see tokens/events.py).
+Deleting an `api_tokens` row cascades to its windows and private replies.
+"""
+
 from __future__ import annotations
+
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from core.fields import EncryptedTextField
+
+# Meta's rules for messages a business sends (see tokens/nodes.py).
+MESSAGING_WINDOW = timedelta(hours=24)
+PRIVATE_REPLY_WINDOW = timedelta(days=7)
+
+
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
+    def without_secret(self) -> ApiTokenQuerySet:
+        """Never decrypt the token unless a Graph API call needs it."""
+        return self.defer("access_token")
+
+    def due_for_refresh(self, now=None) -> ApiTokenQuerySet:
+        """Active long-lived Instagram tokens that expire soon and are at least 24 h old.
+
+        Meta refuses to refresh a token younger than 24 h; an expired one cannot be refreshed.
+        """
+        now = now or timezone.now()
+        day_old = now - timedelta(hours=24)
+        return self.filter(
+            provider=ApiToken.Provider.INSTAGRAM,
+            status=ApiToken.Status.ACTIVE,
+            expires_at__gt=now,
+            expires_at__lte=now + timedelta(days=settings.META_TOKEN_REFRESH_WITHIN_DAYS),
+        ).filter(
+            Q(last_refreshed_at__lte=day_old) | Q(last_refreshed_at__isnull=True, created_at__lte=day_old),
+        )
 
 
 class ApiToken(models.Model):
@@ -37,6 +84,8 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = ApiTokenQuerySet.as_manager()
+
     class Meta:
         db_table = "api_tokens"
         ordering = ["-created_at", "-id"]
@@ -54,3 +103,117 @@ class ApiToken(models.Model):
     def set_token(self, raw_token: str) -> None:
         self.access_token = raw_token
         self.token_hint = self.mask(raw_token)
+
+    def mark(self, status: str, reason: str) -> None:
+        """Record a status change without touching (or decrypting) the token column."""
+        self.status, self.status_reason = status, reason[:500]
+        ApiToken.objects.filter(pk=self.pk).update(
+            status=status, status_reason=self.status_reason, updated_at=timezone.now()
+        )
+
+
+class DeliveryQuerySet(models.QuerySet["MetaWebhookDelivery"]):
+    def mentioning(self, contact_id: str) -> DeliveryQuerySet:
+        """Deliveries that carry a contact's id as a sender or commenter (for erasure)."""
+        contact_id = str(contact_id)
+        return self.filter(
+            Q(payload__contains={"entry": [{"messaging": [{"sender": {"id": contact_id}}]}]})
+            | Q(payload__contains={"entry": [{"changes": [{"value": {"from": {"id": contact_id}}}]}]})
+            | Q(payload__contains={"entry": [{"changes": [{"value": {"sender": {"id": contact_id}}}]}]})
+        )
+
+
+class MetaWebhookDelivery(models.Model):
+    """One signed POST from Meta, stored before it is answered.
+
+    PostgreSQL, not Redis, holds the event until it has been turned into executions: the
+    Celery message is only a nudge, and `sweep_meta_deliveries` re-sends the nudge for a
+    delivery still unprocessed after META_WEBHOOK_REQUEUE_SECONDS. Processing is
+    idempotent (executions are deduplicated per flow by comment id / message mid), so a
+    delivery processed twice, or Meta's retry of the same event, starts nothing new.
+    """
+
+    object = models.CharField(max_length=32, help_text="Meta's `object`: instagram or page.")
+    payload = models.JSONField(help_text="The verified request body.")
+    received_at = models.DateTimeField(default=timezone.now)
+    # Set when the processing nudge was sent; the sweeper compares it with the clock.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    executions_started = models.PositiveIntegerField(default=0)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        db_table = "meta_webhook_deliveries"
+        ordering = ["-received_at", "-id"]
+        verbose_name = "Meta webhook delivery"
+        verbose_name_plural = "Meta webhook deliveries"
+        indexes = [
+            # The sweeper's question: which deliveries are still waiting?
+            models.Index(
+                fields=["enqueued_at"], condition=Q(processed_at__isnull=True), name="meta_deliveries_pending"
+            ),
+            models.Index(fields=["received_at"], name="meta_deliveries_received"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Delivery {self.pk} ({self.object})"
+
+    @property
+    def account_ids(self) -> list[str]:
+        entries = self.payload.get("entry") if isinstance(self.payload, dict) else None
+        return [str(e.get("id")) for e in entries or [] if isinstance(e, dict)]
+
+
+class ContactWindow(models.Model):
+    """When a contact last wrote to a connected account: Meta's 24 h messaging window.
+
+    A business may message a person only within 24 h of that person's last message. The
+    row is upserted while a delivery is processed, before any flow for it runs.
+    """
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="+", db_index=False)
+    contact_id = models.CharField(max_length=64, help_text="IGSID or PSID of the person.")
+    last_inbound_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "meta_contact_windows"
+        constraints = [models.UniqueConstraint(fields=["token", "contact_id"], name="meta_contact_windows_contact")]
+        indexes = [models.Index(fields=["last_inbound_at"], name="meta_contact_windows_inbound")]
+
+    def __str__(self) -> str:
+        return f"Contact {self.contact_id} of token {self.token_id}"
+
+
+class PrivateReply(models.Model):
+    """A private reply claimed or sent for a comment: Meta allows one per comment.
+
+    The row is written before the Graph API call (status `sending`), so two flows reacting
+    to the same comment cannot both send. A call that certainly did not go through (a
+    refusal, a rate limit) releases the claim; anything else keeps it.
+    """
+
+    class Status(models.TextChoices):
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+
+    token = models.ForeignKey(ApiToken, on_delete=models.CASCADE, related_name="+", db_index=False)
+    comment_id = models.CharField(max_length=64)
+    contact_id = models.CharField(max_length=64, blank=True, help_text="The commenter's IGSID, when known.")
+    # Which step claimed it: a retry of that same step may send; anyone else may not.
+    execution_id = models.BigIntegerField(null=True, blank=True)
+    node_id = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SENDING)
+    message_id = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "meta_private_replies"
+        constraints = [models.UniqueConstraint(fields=["token", "comment_id"], name="meta_private_replies_comment")]
+        indexes = [models.Index(fields=["created_at"], name="meta_private_replies_created")]
+
+    def __str__(self) -> str:
+        return f"Private reply to comment {self.comment_id}"

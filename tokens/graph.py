@@ -1,0 +1,177 @@
+"""A small Graph API client: the calls Inflow's Meta nodes and token refresh make.
+
+URLs come from settings (`META_GRAPH_URL`, `META_INSTAGRAM_GRAPH_URL`) with the API version
+from `META_GRAPH_VERSION` in one place, so tests point them at a local server. The token
+travels in the Authorization header (the refresh endpoint only takes it as the
+`access_token` parameter); it is never part of an error message, a log line or a result.
+
+Meta's errors (`{"error": {"code", "error_subcode", "message", ...}}`) become the engine's
+exceptions:
+- 190 / 102 (OAuthException: expired, revoked, password changed) → the token is marked
+  `expired` and the step fails with "reconnect it".
+- 4, 17, 32, 613, 80001-80014 (app, user, page and business-use-case rate limits), 1, 2,
+  `is_transient`, HTTP 429 and 5xx → TransientError: the engine retries with backoff,
+  honouring Retry-After or the business-use-case `estimated_time_to_regain_access`.
+- 10 and 200-299 (permissions), everything else → PermanentError with Meta's message.
+A connection that failed before the request was sent is retried; a timeout after it was
+sent is not, because the message may have gone out (no duplicate DMs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from core.logging import redact
+from executions.engine import PermanentError, TransientError
+from tokens.models import ApiToken
+
+USER_AGENT = "Inflow/1.0 (+Meta Graph API)"
+TOKEN_CODES = frozenset({102, 190})
+RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, *range(80001, 80015)})
+TRANSIENT_CODES = frozenset({1, 2})
+PERMISSION_CODES = frozenset({10, *range(200, 300)})
+MAX_MESSAGE = 300
+
+
+class TokenExpiredError(PermanentError):
+    """Meta refused the token itself; the account has to be reconnected."""
+
+
+class MaybeSentError(PermanentError):
+    """The request left but no answer came back: it may have taken effect."""
+
+
+@cache
+def _client_for(pid: int) -> httpx.Client:
+    # One pooled client per process (Celery forks its pool after import).
+    return httpx.Client(headers={"User-Agent": USER_AGENT}, follow_redirects=False)
+
+
+def client() -> httpx.Client:
+    return _client_for(os.getpid())
+
+
+def graph_url(path: str, base: str | None = None) -> str:
+    return f"{base or settings.META_GRAPH_URL}/{settings.META_GRAPH_VERSION}/{path.lstrip('/')}"
+
+
+def account_label(token: ApiToken) -> str:
+    return f"The {token.get_provider_display()} token for account {token.account_id}"
+
+
+def _error_body(response: httpx.Response) -> dict:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds Meta asks us to wait: Retry-After, or the business-use-case usage header."""
+    value = response.headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+    usage = response.headers.get("x-business-use-case-usage")
+    if usage:
+        try:
+            minutes = [
+                float(limit.get("estimated_time_to_regain_access") or 0)
+                for limits in json.loads(usage).values()
+                for limit in limits
+            ]
+        except (ValueError, AttributeError, TypeError):
+            minutes = []
+        if minutes and max(minutes) > 0:
+            return max(minutes) * 60
+    return None
+
+
+def _meta_message(error: dict) -> str:
+    message = error.get("message") if isinstance(error.get("message"), str) else ""
+    return redact(message)[:MAX_MESSAGE]
+
+
+def raise_for_error(response: httpx.Response, token: ApiToken, what: str) -> None:
+    """Map an unsuccessful Graph API answer to TokenExpiredError, TransientError or PermanentError."""
+    if response.is_success:
+        return
+    error = _error_body(response)
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    message = _meta_message(error)
+    detail = f"Meta error {code}: {message}" if code is not None else f"HTTP {response.status_code}"
+    if code in TOKEN_CODES or response.status_code == 401:
+        reason = f"Meta refused the token ({detail}) while {what}."
+        token.mark(ApiToken.Status.EXPIRED, reason)
+        raise TokenExpiredError(f"{account_label(token)} has expired or was revoked; reconnect it. {reason}")
+    if code in RATE_LIMIT_CODES or response.status_code == 429:
+        raise TransientError(f"Meta rate limit while {what} ({detail}).", retry_after=_retry_after(response))
+    if code in TRANSIENT_CODES or error.get("is_transient") is True or response.status_code >= 500:
+        raise TransientError(f"Meta is temporarily unavailable while {what} ({detail}).")
+    if code in PERMISSION_CODES:
+        raise PermanentError(f"Meta refused the permission for {what} ({detail}); check the app's permissions.")
+    raise PermanentError(f"Meta refused {what} ({detail}).")
+
+
+def _send(method: str, url: str, token: ApiToken, what: str, **kwargs: Any) -> dict:
+    timeout = kwargs.pop("timeout", settings.META_HTTP_TIMEOUT)
+    try:
+        response = client().request(method, url, timeout=timeout, **kwargs)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # Nothing was sent: safe to try again.
+        raise TransientError(f"Could not reach Meta while {what} ({type(exc).__name__}).") from None
+    except httpx.TimeoutException:
+        raise MaybeSentError(
+            f"Meta did not answer in time while {what}; the request may have gone through, so it is not repeated."
+        ) from None
+    except httpx.TransportError as exc:
+        raise MaybeSentError(
+            f"The connection to Meta broke while {what} ({type(exc).__name__}); not repeated to avoid a duplicate."
+        ) from None
+    raise_for_error(response, token, what)
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    return body if isinstance(body, dict) else {}
+
+
+def post(token: ApiToken, path: str, payload: dict, *, what: str, timeout: float | None = None) -> dict:
+    """POST JSON to the Graph API as the token's account."""
+    return _send(
+        "POST",
+        graph_url(path),
+        token,
+        what,
+        json=payload,
+        headers={"Authorization": f"Bearer {token.access_token}"},
+        timeout=min(timeout or settings.META_HTTP_TIMEOUT, settings.META_HTTP_TIMEOUT),
+    )
+
+
+def refresh_long_lived_token(token: ApiToken) -> dict:
+    """Exchange a long-lived Instagram token for a fresh one (valid 60 days).
+
+    GET {META_INSTAGRAM_GRAPH_URL}/refresh_access_token?grant_type=ig_refresh_token
+    Returns Meta's `{"access_token", "token_type", "expires_in"}`.
+    """
+    body = _send(
+        "GET",
+        f"{settings.META_INSTAGRAM_GRAPH_URL}/refresh_access_token",
+        token,
+        "refreshing the token",
+        params={"grant_type": "ig_refresh_token", "access_token": token.access_token},
+    )
+    if not isinstance(body.get("access_token"), str) or not body["access_token"]:
+        raise PermanentError("Meta's refresh answer carried no access token.")
+    return body

@@ -1,0 +1,161 @@
+"""Turning stored webhook deliveries into executions (spans tokens, flows, executions)."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from executions.services import start_execution
+from flows.models import Flow
+from tokens import events
+from tokens.models import ApiToken, MetaWebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+# GREATEST: Meta may deliver an older message after a newer one.
+UPSERT_WINDOW_SQL = """
+INSERT INTO meta_contact_windows (token_id, contact_id, last_inbound_at)
+VALUES (%s, %s, %s)
+ON CONFLICT (token_id, contact_id)
+DO UPDATE SET last_inbound_at = GREATEST(meta_contact_windows.last_inbound_at, EXCLUDED.last_inbound_at)
+"""
+
+
+def record_inbound(token_id: int, contact_id: str, at: datetime) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(UPSERT_WINDOW_SQL, [token_id, contact_id, at])
+
+
+def active_flows(user_id: int, trigger_type: str) -> list[Flow]:
+    """The user's active flows whose trigger node has this type.
+
+    The containment filter is served by the flows.flow_data GIN (jsonb_path_ops) index; it
+    also matches flows that merely contain such a node elsewhere, so the trigger is checked.
+    """
+    candidates = (
+        Flow.objects.filter(user_id=user_id, status=Flow.Status.ACTIVE)
+        .filter(flow_data__contains={"nodes": [{"type": trigger_type}]})
+        .only("id", "user_id", "status", "flow_data")
+        .order_by("id")
+    )
+    return [flow for flow in candidates if flow.trigger_type == trigger_type]
+
+
+def process_delivery(delivery_id: int) -> int | None:
+    """Start one execution per matching active flow for every event of a delivery.
+
+    Runs in one transaction holding the delivery's row lock: executions, contact windows
+    and the `processed_at` mark commit together, and a second worker given the same id
+    skips the locked row. Returns the number of new executions, or None when the delivery
+    was already processed or is being processed elsewhere.
+    """
+    with transaction.atomic():
+        delivery = (
+            MetaWebhookDelivery.objects.select_for_update(skip_locked=True)
+            .filter(pk=delivery_id, processed_at__isnull=True)
+            .first()
+        )
+        if delivery is None:
+            return None
+        started = _start_executions(events.parse(delivery.payload))
+        MetaWebhookDelivery.objects.filter(pk=delivery_id).update(
+            processed_at=timezone.now(), attempts=delivery.attempts + 1, last_error="", executions_started=started
+        )
+    return started
+
+
+def _start_executions(parsed: list[events.Event]) -> int:
+    if not parsed:
+        return 0
+    tokens = {
+        (t.provider, t.account_id): t
+        for t in ApiToken.objects.without_secret()
+        # Both columns, so the (provider, account_id) unique index answers it.
+        .filter(provider__in={e.provider for e in parsed}, account_id__in={e.account_id for e in parsed})
+        .exclude(status=ApiToken.Status.REVOKED)
+        .only("id", "user_id", "provider", "account_id", "status")
+    }
+    flows_by_key: dict[tuple[int, str], list[Flow]] = {}
+    now = timezone.now()
+    started = 0
+    unknown: defaultdict[str, int] = defaultdict(int)
+    for event in parsed:
+        token = tokens.get((event.provider, event.account_id))
+        if token is None:
+            unknown[event.account_id] += 1
+            continue
+        if event.is_inbound_message:
+            # Never trust a clock from the payload beyond our own.
+            record_inbound(token.id, event.contact_id, min(event.occurred_at or now, now))
+        key = (token.user_id, event.trigger_type)
+        if key not in flows_by_key:
+            flows_by_key[key] = active_flows(token.user_id, event.trigger_type)
+        for flow in flows_by_key[key]:
+            if not events.trigger_matches(flow.trigger.get("config") or {}, event):
+                continue
+            _, created = start_execution(
+                flow=flow, trigger_type=event.trigger_type, trigger_data=event.data, dedup_key=event.dedup_key
+            )
+            started += created
+    for account_id, count in unknown.items():
+        # Ids only: message text and usernames never reach the logs.
+        logger.info("meta webhook: %d event(s) for unknown account %s ignored", count, account_id)
+    return started
+
+
+def refresh_token(token_id: int) -> str:
+    """Refresh one long-lived Instagram token if it is (still) due. Returns the outcome.
+
+    The row stays locked during the call, so two beat runs never refresh the same token
+    twice; `skip_locked` makes the second one move on. Outcomes: "refreshed", "expired"
+    (Meta refused the token: status `expired`), "failed" (kept `active` with the reason in
+    `status_reason`, tried again on the next run) or "skipped".
+    """
+    from executions.engine import PermanentError, TransientError
+    from tokens import graph
+
+    now = timezone.now()
+    with transaction.atomic():
+        token = ApiToken.objects.due_for_refresh(now).select_for_update(skip_locked=True).filter(pk=token_id).first()
+        if token is None:
+            return "skipped"
+        try:
+            answer = graph.refresh_long_lived_token(token)
+        except graph.TokenExpiredError:
+            return "expired"  # already marked, with Meta's reason
+        except (TransientError, graph.MaybeSentError, PermanentError) as exc:
+            token.mark(ApiToken.Status.ACTIVE, f"Refresh failed at {now:%Y-%m-%d %H:%M} UTC: {exc} Will retry.")
+            logger.warning("token %s: refresh failed (%s)", token.pk, type(exc).__name__)
+            return "failed"
+        token.set_token(answer["access_token"])
+        expires_in = answer.get("expires_in")
+        if isinstance(expires_in, int) and not isinstance(expires_in, bool) and expires_in > 0:
+            token.expires_at = now + timedelta(seconds=expires_in)
+        token.last_refreshed_at = now
+        token.status, token.status_reason = ApiToken.Status.ACTIVE, ""
+        token.save(
+            update_fields=[
+                "access_token",
+                "token_hint",
+                "expires_at",
+                "last_refreshed_at",
+                "status",
+                "status_reason",
+                "updated_at",
+            ]
+        )
+    return "refreshed"
+
+
+def expire_lapsed_tokens() -> int:
+    """Tokens past their expiry are marked, so the admin and the API show why sends fail."""
+    now = timezone.now()
+    return ApiToken.objects.filter(status=ApiToken.Status.ACTIVE, expires_at__lte=now).update(
+        status=ApiToken.Status.EXPIRED,
+        status_reason=f"Expired at {now:%Y-%m-%d %H:%M} UTC without a refresh; reconnect the account.",
+        updated_at=now,
+    )
