@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import InterfaceError, OperationalError, connection, models
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -132,9 +131,13 @@ def claim(execution_id: int) -> dict | None:
     One conditional UPDATE: two workers given the same id never both win.
     """
     lease = uuid.uuid4()
-    with connection.cursor() as cursor:
-        cursor.execute(CLAIM_SQL, {"lease": lease, "id": execution_id, "stale": settings.EXECUTION_HEARTBEAT_TIMEOUT})
-        row = cursor.fetchone()
+    params = {"lease": lease, "id": execution_id, "stale": settings.EXECUTION_HEARTBEAT_TIMEOUT}
+    try:
+        row = _fetch_claim(params)
+    except (InterfaceError, OperationalError):
+        # A connection the database dropped while the worker was idle: reconnect once.
+        connection.close()
+        row = _fetch_claim(params)
     if row is None:
         return None
     columns = ["id", "flow_id", "user_id", "trigger_data", "state", "flow_data"]
@@ -143,5 +146,7 @@ def claim(execution_id: int) -> dict | None:
     return claimed
 
 
-def stale_before():
-    return timezone.now() - timedelta(seconds=settings.EXECUTION_HEARTBEAT_TIMEOUT)
+def _fetch_claim(params: dict) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM_SQL, params)
+        return cursor.fetchone()

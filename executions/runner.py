@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 import psycopg
 from django.conf import settings
@@ -40,9 +39,14 @@ UPDATE flow_executions SET execution_log = jsonb_set(execution_log, '{-1}', %s::
 WHERE id = %s AND lease = %s RETURNING cancel_requested
 """
 FINISH_SQL = """
-UPDATE flow_executions SET status = %s, error = %s, completed_at = %s, resume_at = %s, enqueued_at = %s,
-    state = %s::jsonb, run_seconds = %s, lease = NULL, cancel_requested = false
-WHERE id = %s AND lease = %s
+UPDATE flow_executions SET status = %(status)s, error = %(error)s, completed_at = %(completed_at)s,
+    resume_at = %(resume_at)s, enqueued_at = %(resume_at)s, state = %(state)s::jsonb,
+    run_seconds = %(run_seconds)s, lease = NULL, cancel_requested = false,
+    execution_log = CASE %(log_mode)s
+        WHEN 'append' THEN execution_log || jsonb_build_array(%(entry)s::jsonb)
+        WHEN 'replace' THEN jsonb_set(execution_log, '{-1}', %(entry)s::jsonb)
+        ELSE execution_log END
+WHERE id = %(id)s AND lease = %(lease)s
 """
 
 
@@ -50,8 +54,14 @@ WHERE id = %s AND lease = %s
 class DatabaseJournal:
     execution_id: int
     lease: uuid.UUID
+    # The step that ended the run: written by finish() in the same statement as the final
+    # status, rather than in a statement of its own right before it.
+    final_entry: tuple[dict, bool] | None = None
 
     def record(self, entry: dict, state: dict, *, replace_last: bool = False) -> Signal:
+        if not state["queue"] and not state.get("waiting"):
+            self.final_entry = (entry, replace_last)
+            return Signal.CONTINUE
         sql = REPLACE_LAST_SQL if replace_last else APPEND_SQL
         with connection.cursor() as cursor:
             cursor.execute(sql, [json.dumps(entry), json.dumps(state), self.execution_id, self.lease])
@@ -161,39 +171,44 @@ def run(execution_id: int) -> Outcome | None:
 
     heartbeat = Heartbeat.get()
     heartbeat.track(execution_id, lease)
+    journal = DatabaseJournal(execution_id, lease)
     try:
-        outcome = engine.run(state, DatabaseJournal(execution_id, lease))
+        outcome = engine.run(state, journal)
     finally:
         heartbeat.clear()
     if outcome.status != "lost":
-        _finish(execution_id, lease, outcome, state, state.get("run_seconds", 0.0))
+        _finish(execution_id, lease, outcome, state, state.get("run_seconds", 0.0), journal.final_entry)
     else:
         logger.warning("execution %s was taken over by another worker; stopping", execution_id)
     return outcome
 
 
-def _finish(execution_id: int, lease: uuid.UUID, outcome: Outcome, state: dict, run_seconds: float) -> None:
-    now = timezone.now()
+def _finish(
+    execution_id: int,
+    lease: uuid.UUID,
+    outcome: Outcome,
+    state: dict,
+    run_seconds: float,
+    final_entry: tuple[dict, bool] | None = None,
+) -> None:
     waiting = outcome.status == "waiting"
-    completed_at = None if waiting else now
-    resume_at: datetime | None = outcome.resume_at if waiting else None
+    entry, replace_last = final_entry or (None, False)
+    params = {
+        "status": outcome.status,
+        "error": outcome.error[:5000],
+        "completed_at": None if waiting else timezone.now(),
+        # A parked run counts as enqueued for its resume time (see schedule_resume).
+        "resume_at": outcome.resume_at if waiting else None,
+        "state": json.dumps(state),
+        "run_seconds": run_seconds,
+        "log_mode": "none" if entry is None else ("replace" if replace_last else "append"),
+        "entry": None if entry is None else json.dumps(entry),
+        "id": execution_id,
+        "lease": lease,
+    }
     with connection.cursor() as cursor:
-        cursor.execute(
-            FINISH_SQL,
-            [
-                outcome.status,
-                outcome.error[:5000],
-                completed_at,
-                resume_at,
-                # A parked run is "enqueued" for its resume time (see schedule_resume).
-                resume_at,
-                json.dumps(state),
-                run_seconds,
-                execution_id,
-                lease,
-            ],
-        )
+        cursor.execute(FINISH_SQL, params)
     if waiting:
         from executions.tasks import schedule_resume
 
-        schedule_resume(execution_id, resume_at)
+        schedule_resume(execution_id, outcome.resume_at)

@@ -1,5 +1,17 @@
-from django.contrib import admin
+from __future__ import annotations
 
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from executions.schedules import remove_schedules, sync_schedule
+from executions.services import start_execution
+from flows.drawing import render_svg
 from flows.models import Flow, NodeType
 
 
@@ -18,12 +30,97 @@ class NodeTypeAdmin(admin.ModelAdmin):
         return False
 
 
+class FlowAdminForm(forms.ModelForm):
+    class Meta:
+        model = Flow
+        fields = ["user", "name", "status", "flow_data"]
+
+    def clean(self):
+        cleaned = super().clean()
+        flow = Flow(flow_data=cleaned.get("flow_data", {}), status=cleaned.get("status", Flow.Status.DRAFT))
+        errors = flow.graph_errors(complete=flow.status == Flow.Status.ACTIVE)
+        if errors:
+            raise forms.ValidationError([str(error) for error in errors])
+        return cleaned
+
+
 @admin.register(Flow)
 class FlowAdmin(admin.ModelAdmin):
-    list_display = ["id", "name", "user", "status", "created_at", "updated_at"]
+    form = FlowAdminForm
+    list_display = ["id", "name", "user", "status", "trigger", "node_count", "created_at", "updated_at"]
     list_display_links = ["id", "name"]
     list_filter = ["status"]
     list_select_related = ["user"]
-    search_fields = ["name"]
+    search_fields = ["name", "=id"]
     raw_id_fields = ["user"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["graph", "problems", "recent_runs", "created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["user", "name", "status"]}),
+        ("Graph", {"fields": ["graph", "problems", "flow_data"]}),
+        ("Runs", {"fields": ["recent_runs", "created_at", "updated_at"]}),
+    ]
+    actions = ["run_now"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("webhook_secret")
+
+    @admin.display(description="Trigger")
+    def trigger(self, flow: Flow) -> str:
+        return flow.trigger_type or "—"
+
+    @admin.display(description="Nodes")
+    def node_count(self, flow: Flow) -> int:
+        return flow.node_count
+
+    @admin.display(description="Picture")
+    def graph(self, flow: Flow) -> str:
+        return mark_safe(render_svg(flow.flow_data))  # noqa: S308 (render_svg escapes every label)
+
+    @admin.display(description="Problems")
+    def problems(self, flow: Flow) -> str:
+        errors = flow.graph_errors(complete=True)
+        if not errors:
+            return "None: the graph is complete and valid."
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((str(e),) for e in errors)))
+
+    @admin.display(description="Recent runs")
+    def recent_runs(self, flow: Flow) -> str:
+        runs = flow.executions.only("id", "status", "started_at").order_by("-started_at")[:10]
+        if not runs:
+            return "No runs yet."
+        rows = (
+            (reverse("admin:executions_flowexecution_change", args=[run.pk]), run.pk, run.status, run.started_at)
+            for run in runs
+        )
+        return format_html("<ul>{}</ul>", format_html_join("", '<li><a href="{}">#{}</a> {} at {}</li>', rows))
+
+    @transaction.atomic
+    def save_model(self, request: HttpRequest, obj: Flow, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        sync_schedule(obj)
+
+    @transaction.atomic
+    def delete_model(self, request: HttpRequest, obj: Flow) -> None:
+        remove_schedules([obj.pk])
+        super().delete_model(request, obj)
+
+    @transaction.atomic
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        remove_schedules(list(queryset.values_list("pk", flat=True)))
+        super().delete_queryset(request, queryset)
+
+    @admin.action(description="Run the selected flows now (empty trigger data)")
+    def run_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        started = 0
+        for flow in queryset:
+            if flow.status not in Flow.RUNNABLE_STATUSES:
+                self.message_user(request, f"{flow}: a {flow.status} flow cannot run.", messages.WARNING)
+                continue
+            errors = flow.graph_errors(complete=True)
+            if errors:
+                self.message_user(request, f"{flow}: {errors[0]}", messages.ERROR)
+                continue
+            start_execution(flow=flow, trigger_type="trigger.manual", trigger_data={})
+            started += 1
+        if started:
+            self.message_user(request, f"Started {started} run(s).", messages.SUCCESS)

@@ -125,23 +125,19 @@ def validate_graph(
 
     specs: dict[str, catalog.NodeSpec] = {}
     for index, node in enumerate(nodes):
-        errors += _check_node(node, index, specs, complete=complete, disabled_types=disabled_types)
-    if any(not e.incomplete for e in errors):
-        return errors  # edges cannot be checked against malformed nodes
-
-    edge_errors, successors = _check_edges(edges, specs)
-    errors += edge_errors
-    if edge_errors:
-        return errors
-    errors += _check_shape(specs, successors)
+        errors += _check_node(node, index, specs, disabled_types=disabled_types)
+    # Edges cannot be checked against malformed nodes, nor the shape against broken edges.
+    if not any(not e.incomplete for e in errors):
+        edge_errors, successors = _check_edges(edges, specs)
+        errors += edge_errors
+        if not edge_errors:
+            errors += _check_shape(specs, successors)
     if not complete:
         errors = [e for e in errors if not e.incomplete]
     return errors
 
 
-def _check_node(
-    node: object, index: int, specs: dict, *, complete: bool, disabled_types: frozenset[str]
-) -> list[GraphError]:
+def _check_node(node: object, index: int, specs: dict, *, disabled_types: frozenset[str]) -> list[GraphError]:
     field = f"nodes.{index}"
     if not isinstance(node, dict):
         return [GraphError("must be an object.", field=field)]

@@ -22,8 +22,8 @@ USER_AGENT = "Inflow/1.0 (+http.request node)"
 MAX_REDIRECTS = 5
 
 
-class BlockedAddress(httpcore.ConnectError):
-    pass
+class BlockedAddress(Exception):
+    """Not an httpcore error on purpose: httpx would re-wrap it as a plain ConnectError."""
 
 
 def is_public(address: str) -> bool:

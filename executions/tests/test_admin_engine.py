@@ -1,0 +1,120 @@
+"""Staff tools: run a flow now, cancel executions, read the path an execution took."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from accounts.models import User
+from executions.models import FlowExecution
+from flows.models import Flow
+
+pytestmark = pytest.mark.django_db
+
+GRAPH = {
+    "nodes": [
+        {"id": "t", "type": "trigger.manual", "config": {}},
+        {"id": "c", "type": "logic.condition", "config": {"left": "{{ trigger.x }}", "op": "exists"}},
+        {"id": "yes", "type": "logic.set", "config": {"values": {"a": 1}}},
+        {"id": "no", "type": "logic.set", "config": {"values": {"a": 2}}},
+    ],
+    "edges": [
+        {"source": "t", "target": "c"},
+        {"source": "c", "target": "yes", "port": "true"},
+        {"source": "c", "target": "no", "port": "false"},
+    ],
+}
+
+
+@pytest.fixture
+def staff(make_user) -> Client:
+    client = Client()
+    client.force_login(make_user(role=User.Role.ADMIN, is_superuser=True))
+    return client
+
+
+def test_staff_run_a_flow_now(staff, user):
+    flow = Flow.objects.create(user=user, name="f", flow_data=GRAPH)
+    response = staff.post("/admin/flows/flow/", {"action": "run_now", "_selected_action": [flow.pk]}, follow=True)
+    assert "Started 1 run(s)." in response.content.decode()
+    assert FlowExecution.objects.get().trigger_type == "trigger.manual"
+
+
+def test_staff_cannot_run_an_incomplete_flow(staff, user):
+    flow = Flow.objects.create(user=user, name="f", flow_data={"nodes": [], "edges": []})
+    response = staff.post("/admin/flows/flow/", {"action": "run_now", "_selected_action": [flow.pk]}, follow=True)
+    assert "the flow needs a trigger node" in response.content.decode()
+    assert not FlowExecution.objects.exists()
+
+
+def test_staff_cancel_executions(staff, user):
+    flow = Flow.objects.create(user=user, name="f", flow_data=GRAPH)
+    pending = FlowExecution.objects.create(flow=flow, user=user)
+    done = FlowExecution.objects.create(flow=flow, user=user, status="succeeded")
+    staff.post(
+        "/admin/executions/flowexecution/",
+        {"action": "cancel_executions", "_selected_action": [pending.pk, done.pk]},
+    )
+    pending.refresh_from_db()
+    done.refresh_from_db()
+    assert pending.status == "cancelled"
+    assert done.status == "succeeded"
+
+
+def test_the_execution_page_shows_the_path_taken(staff, user):
+    flow = Flow.objects.create(user=user, name="f", flow_data=GRAPH)
+    execution = FlowExecution.objects.create(
+        flow=flow,
+        user=user,
+        status="failed",
+        error='Step "yes" failed: HTTP 503',
+        execution_log=[
+            {
+                "node_id": "c",
+                "type": "logic.condition",
+                "status": "succeeded",
+                "attempt": 1,
+                "port": "true",
+                "duration_ms": 0.4,
+                "output": {"result": True},
+                "error": None,
+            },
+            {
+                "node_id": "yes",
+                "type": "logic.set",
+                "status": "failed",
+                "attempt": 1,
+                "duration_ms": 12.0,
+                "output": None,
+                "error": "HTTP 503 <script>alert(1)</script>",
+            },
+        ],
+    )
+    page = staff.get(f"/admin/executions/flowexecution/{execution.pk}/change/").content.decode()
+    assert '<svg class="inflow-graph"' in page
+    assert 'data-node-id="c" data-status="succeeded"' in page
+    assert 'data-node-id="yes" data-status="failed"' in page
+    assert 'data-node-id="no" data-status=""' in page  # the branch not taken
+    assert "12.0 ms" in page
+    assert "<script>alert(1)</script>" not in page
+    assert "HTTP 503 &lt;script&gt;" in page
+
+
+def test_the_flow_page_draws_the_graph_and_lists_problems(staff, user):
+    flow = Flow.objects.create(user=user, name="f", flow_data=GRAPH)
+    page = staff.get(f"/admin/flows/flow/{flow.pk}/change/").content.decode()
+    assert page.count('class="inflow-node"') == 4
+    assert ">true</text>" in page
+    assert "None: the graph is complete and valid." in page
+
+
+def test_admin_edits_are_validated(staff, user):
+    flow = Flow.objects.create(user=user, name="f", flow_data=GRAPH)
+    response = staff.post(
+        f"/admin/flows/flow/{flow.pk}/change/",
+        {"user": user.pk, "name": "f", "status": "active", "flow_data": '{"nodes": [], "edges": []}'},
+    )
+    assert response.status_code == 200
+    assert "the flow needs a trigger node" in response.content.decode()
+    flow.refresh_from_db()
+    assert flow.status == "draft"

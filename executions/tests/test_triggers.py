@@ -1,0 +1,157 @@
+"""Manual runs, schedules kept in django-celery-beat, generic webhooks, dedup, retention."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from executions.models import FlowExecution
+from executions.services import start_execution
+from executions.tasks import purge_old_executions, run_scheduled_flow
+from flows.models import Flow
+
+pytestmark = pytest.mark.django_db
+
+
+def graph(trigger_type: str, trigger_config: dict | None = None) -> dict:
+    return {
+        "nodes": [
+            {"id": "t", "type": trigger_type, "config": trigger_config or {}},
+            {"id": "s", "type": "logic.set", "config": {"values": {"x": "{{ trigger.x }}"}}},
+        ],
+        "edges": [{"source": "t", "target": "s"}],
+    }
+
+
+def create(api, flow_data: dict, status: str = "active") -> dict:
+    response = api.post("/api/v1/flows/", {"name": "f", "flow_data": flow_data, "status": status}, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def test_manual_run_answers_202_with_a_pending_execution(api, django_capture_on_commit_callbacks):
+    flow = create(api, graph("trigger.manual"), status="draft")
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = api.post(f"/api/v1/flows/{flow['id']}/run/", {"trigger_data": {"x": 1}}, format="json")
+    assert response.status_code == 202
+    assert response.json()["status"] == "pending"
+    assert response.json()["trigger_data"] == {"x": 1}
+    assert len(callbacks) == 1  # enqueued only once the row is committed
+
+
+def test_manual_run_refuses_paused_flows_and_other_users(api, client_for, other_user):
+    flow = create(api, graph("trigger.manual"), status="paused")
+    assert api.post(f"/api/v1/flows/{flow['id']}/run/", {}, format="json").status_code == 400
+    assert client_for(other_user).post(f"/api/v1/flows/{flow['id']}/run/", {}, format="json").status_code == 404
+    assert api.post(f"/api/v1/flows/{flow['id']}/run/", {"trigger_data": "text"}, format="json").status_code == 400
+
+
+def test_schedules_follow_the_flow_status(api):
+    flow = create(api, graph("trigger.schedule", {"cron": "*/15 9-17 * * 1-5", "timezone": "Europe/Paris"}))
+    task = PeriodicTask.objects.get(name=f"flow-{flow['id']}-schedule")
+    assert task.enabled
+    assert json.loads(task.args) == [flow["id"]]
+    assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("*/15", "9-17", "1-5")
+    assert str(task.crontab.timezone) == "Europe/Paris"
+
+    edited = graph("trigger.schedule", {"cron": "0 8 * * *"})
+    api.patch(f"/api/v1/flows/{flow['id']}/", {"flow_data": edited}, format="json")
+    assert PeriodicTask.objects.get(name=f"flow-{flow['id']}-schedule").crontab.hour == "8"
+
+    api.patch(f"/api/v1/flows/{flow['id']}/", {"status": "paused"}, format="json")
+    assert not PeriodicTask.objects.filter(name=f"flow-{flow['id']}-schedule").exists()
+    api.patch(f"/api/v1/flows/{flow['id']}/", {"status": "active"}, format="json")
+    assert PeriodicTask.objects.filter(name=f"flow-{flow['id']}-schedule").exists()
+    api.delete(f"/api/v1/flows/{flow['id']}/")
+    assert not PeriodicTask.objects.filter(name__startswith="flow-").exists()
+
+
+def test_a_scheduled_tick_starts_one_run_per_minute(api):
+    flow = create(api, graph("trigger.schedule", {"cron": "* * * * *"}))
+    run_scheduled_flow(flow["id"])
+    run_scheduled_flow(flow["id"])  # a second beat firing in the same minute
+    runs = FlowExecution.objects.filter(flow_id=flow["id"])
+    assert runs.count() == 1
+    assert runs.get().trigger_type == "trigger.schedule"
+    Flow.objects.filter(pk=flow["id"]).update(status="paused")
+    FlowExecution.objects.all().delete()
+    run_scheduled_flow(flow["id"])
+    assert not FlowExecution.objects.exists()
+
+
+def test_the_generic_webhook_starts_a_run_with_the_body(api, anon, client_for, other_user):
+    flow = create(api, graph("trigger.webhook"))
+    url = flow["webhook_url"]
+    assert url.startswith("http://testserver/webhooks/flows/")
+
+    response = anon.post(url, {"x": 42, "nested": {"ok": True}}, format="json", HTTP_IDEMPOTENCY_KEY="abc")
+    assert response.status_code == 202
+    execution = FlowExecution.objects.get(pk=response.json()["execution"])
+    assert execution.trigger_data == {"x": 42, "nested": {"ok": True}}
+    assert execution.trigger_type == "trigger.webhook"
+
+    again = anon.post(url, {"x": 42}, format="json", HTTP_IDEMPOTENCY_KEY="abc")
+    assert again.json() == {"execution": execution.pk, "created": False}
+    assert FlowExecution.objects.count() == 1
+
+
+def test_the_generic_webhook_refuses_wrong_secrets_and_bad_bodies(api, anon):
+    flow = create(api, graph("trigger.webhook"))
+    url = flow["webhook_url"]
+    wrong = url.replace("/webhooks/flows/", "/webhooks/flows/").rstrip("/") + "x/"
+    assert anon.post(wrong, {}, format="json").status_code == 404
+    assert anon.post(url.replace(f"/{flow['id']}/", "/999999/"), {}, format="json").status_code == 404
+    assert anon.generic("POST", url, b"{nope", content_type="application/json").status_code == 400
+    assert anon.post(url, [1, 2], format="json").status_code == 400
+    assert anon.get(url).status_code == 405
+    api.patch(f"/api/v1/flows/{flow['id']}/", {"status": "paused"}, format="json")
+    assert anon.post(url, {}, format="json").status_code == 409
+    assert not FlowExecution.objects.exists()
+
+
+def test_dedup_keys_never_make_a_second_execution(user):
+    flow = Flow.objects.create(user=user, name="f", flow_data=graph("trigger.manual"), status="active")
+    first, created = start_execution(flow=flow, trigger_type="trigger.manual", trigger_data={}, dedup_key="evt-1")
+    second, created_again = start_execution(
+        flow=flow, trigger_type="trigger.manual", trigger_data={}, dedup_key="evt-1"
+    )
+    assert created
+    assert not created_again
+    assert first.pk == second.pk
+    other_flow = Flow.objects.create(user=user, name="g", flow_data=graph("trigger.manual"), status="active")
+    _, created_elsewhere = start_execution(
+        flow=other_flow, trigger_type="trigger.manual", trigger_data={}, dedup_key="evt-1"
+    )
+    assert created_elsewhere  # the key is unique per flow
+
+
+def test_retention_deletes_old_finished_runs_only(user, settings, django_assert_max_num_queries):
+    settings.EXECUTION_RETENTION_DAYS = 30
+    flow = Flow.objects.create(user=user, name="f", flow_data=graph("trigger.manual"))
+    old = timezone.now() - timedelta(days=31)
+    recent = timezone.now() - timedelta(days=2)
+
+    def make(status, completed_at, count=1):
+        FlowExecution.objects.bulk_create(
+            FlowExecution(
+                flow=flow, user=user, status=status, completed_at=completed_at, started_at=completed_at or old
+            )
+            for _ in range(count)
+        )
+
+    make("succeeded", old, count=25)
+    make("failed", old)
+    make("cancelled", old)
+    make("succeeded", recent)
+    make("running", None)
+    make("waiting", None)
+
+    with django_assert_max_num_queries(12):
+        deleted = purge_old_executions(batch_size=10)
+
+    assert deleted == 27
+    assert sorted(FlowExecution.objects.values_list("status", flat=True)) == ["running", "succeeded", "waiting"]
