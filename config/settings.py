@@ -175,6 +175,7 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-meta-webhooks": {"task": "tokens.tasks.sweep_meta_deliveries", "schedule": 15.0},
     "purge-meta-data": {"task": "tokens.tasks.purge_meta_data", "schedule": 3600.0},
     "refresh-instagram-tokens": {"task": "tokens.tasks.refresh_instagram_tokens", "schedule": 6 * 3600.0},
+    "sweep-knowledge": {"task": "knowledge.tasks.sweep_documents", "schedule": 30.0},
 }
 
 # --- HTTP, security ------------------------------------------------------------------
@@ -308,3 +309,21 @@ VECTOR_STORE = env("VECTOR_STORE", "weaviate" if WEAVIATE_URL else "pgvector")
 KNOWLEDGE_CHUNK_TOKENS = envint("KNOWLEDGE_CHUNK_TOKENS", 200)
 KNOWLEDGE_CHUNK_OVERLAP = envint("KNOWLEDGE_CHUNK_OVERLAP", 40)
 KNOWLEDGE_EMBED_BATCH = envint("KNOWLEDGE_EMBED_BATCH", 64)
+# Longer documents are refused with a 400 (MAX_REQUEST_BODY_BYTES is the outer bound).
+KNOWLEDGE_MAX_DOCUMENT_CHARS = envint("KNOWLEDGE_MAX_DOCUMENT_CHARS", 200_000)
+KNOWLEDGE_MAX_DOCUMENTS = envint("KNOWLEDGE_MAX_DOCUMENTS", 1000)
+# An indexing run whose heartbeat is older than this is presumed dead and queued again; a
+# queued document nobody picked up after KNOWLEDGE_REQUEUE_SECONDS is enqueued again.
+KNOWLEDGE_STALE_SECONDS = envint("KNOWLEDGE_STALE_SECONDS", 120)
+KNOWLEDGE_REQUEUE_SECONDS = envint("KNOWLEDGE_REQUEUE_SECONDS", 120)
+KNOWLEDGE_MAX_ATTEMPTS = envint("KNOWLEDGE_MAX_ATTEMPTS", 3)
+# pgvector HNSW search: candidate list size, and the cap of the iterative (filtered) scan.
+KNOWLEDGE_HNSW_EF_SEARCH = envint("KNOWLEDGE_HNSW_EF_SEARCH", 100)
+KNOWLEDGE_HNSW_MAX_SCAN_TUPLES = envint("KNOWLEDGE_HNSW_MAX_SCAN_TUPLES", 20000)
+EMBEDDINGS_TIMEOUT = envint("EMBEDDINGS_TIMEOUT", 30)
+# Send "dimensions" to the embeddings API (text-embedding-3 models shorten their vectors to
+# EMBEDDINGS_DIM); switch it off for OpenAI-compatible servers that reject the parameter.
+EMBEDDINGS_SEND_DIMENSIONS = envbool("EMBEDDINGS_SEND_DIMENSIONS", True)
+LLM_TIMEOUT = envint("LLM_TIMEOUT", 30)
+WEAVIATE_GRPC_PORT = envint("WEAVIATE_GRPC_PORT", 50051)
+WEAVIATE_COLLECTION = env("WEAVIATE_COLLECTION", "InflowKnowledge")

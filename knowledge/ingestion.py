@@ -1,0 +1,207 @@
+"""Indexing a document: chunk, embed in batches, store, then switch the live version.
+
+Status: queued → indexing → ready | failed. A run first *claims* the document with a
+conditional UPDATE (queued and still at the generation it was asked for) that sets a fresh
+lease; every later write is conditional on that lease, so a run overtaken by a re-upload,
+a recovery or a rebuild stops without writing. The slow part (embedding) happens with
+progress and a heartbeat per batch; the sweeper re-queues a run whose heartbeat went stale.
+
+The switch to the new chunks is atomic:
+- pgvector: new chunks are inserted, old ones deleted and the document marked ready in
+  one transaction, so a search sees either all old or all new chunks;
+- other stores: new chunks are written first under the new generation (searches ignore
+  them: they only return the document's `indexed_generation`), then the document switches
+  in one UPDATE, then the old generation is deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from knowledge.chunking import chunk_text
+from knowledge.embeddings import get_embedder
+from knowledge.errors import KnowledgeError, LeaseLost, ServiceError
+from knowledge.models import Document
+from knowledge.search import check_embedder
+from knowledge.stores import ChunkVector, get_store
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+def enqueue(document_id: int, generation: int, countdown: float | None = None) -> None:
+    from knowledge.tasks import ingest_document
+
+    ingest_document.apply_async((document_id, generation), countdown=countdown)
+
+
+def enqueue_on_commit(document: Document) -> None:
+    document_id, generation = document.pk, document.generation
+    transaction.on_commit(lambda: enqueue(document_id, generation))
+
+
+def claim(document_id: int, generation: int) -> uuid.UUID | None:
+    lease = uuid.uuid4()
+    claimed = Document.objects.filter(pk=document_id, generation=generation, status=Document.Status.QUEUED).update(
+        status=Document.Status.INDEXING,
+        lease=lease,
+        heartbeat_at=timezone.now(),
+        attempts=F("attempts") + 1,
+        chunks_done=0,
+        chunks_total=0,
+    )
+    return lease if claimed else None
+
+
+def force_claim(document_id: int) -> tuple[int, uuid.UUID] | None:
+    """Take a document whatever its state, as a new generation (rebuild_knowledge).
+
+    None if the document no longer exists.
+    """
+    lease = uuid.uuid4()
+    with transaction.atomic():
+        claimed = Document.objects.filter(pk=document_id).update(
+            generation=F("generation") + 1,
+            status=Document.Status.INDEXING,
+            lease=lease,
+            heartbeat_at=timezone.now(),
+            attempts=1,
+            chunks_done=0,
+            chunks_total=0,
+        )
+        if not claimed:
+            return None
+        generation = Document.objects.values_list("generation", flat=True).get(pk=document_id)
+    return generation, lease
+
+
+def _beat(document_id: int, lease: uuid.UUID, **fields) -> None:
+    if not Document.objects.filter(pk=document_id, lease=lease).update(heartbeat_at=timezone.now(), **fields):
+        raise LeaseLost(f"document {document_id} was taken over")
+
+
+def index(
+    document_id: int,
+    generation: int,
+    lease: uuid.UUID,
+    *,
+    check: bool = True,
+    progress: Progress | None = None,
+) -> int:
+    """Index a claimed document; returns the number of chunks stored.
+
+    `check=False` skips the comparison with the embedder of the user's other documents:
+    rebuild_knowledge re-embeds them one after the other.
+    """
+    document = Document.objects.only("user_id", "title", "content").get(pk=document_id)
+    user_id = document.user_id
+    embedder = get_embedder()
+    store = get_store()
+    if check:
+        check_embedder(user_id, embedder, exclude_document=document_id)
+    store.prepare(embedder.dim)
+
+    texts = chunk_text(document.content, settings.KNOWLEDGE_CHUNK_TOKENS, settings.KNOWLEDGE_CHUNK_OVERLAP)
+    total = len(texts)
+    _beat(document_id, lease, chunks_total=total)
+    vectors: list[list[float]] = []
+    batch_size = max(1, settings.KNOWLEDGE_EMBED_BATCH)
+    for start in range(0, total, batch_size):
+        # The title goes into every passage's embedding: it is often the best keyword.
+        batch = [f"{document.title}\n{text}" for text in texts[start : start + batch_size]]
+        vectors += embedder.embed_documents(batch)
+        _beat(document_id, lease, chunks_done=len(vectors))
+        if progress:
+            progress(len(vectors), total)
+    chunks = [
+        ChunkVector(document_id, generation, position, text, vector)
+        for position, (text, vector) in enumerate(zip(texts, vectors, strict=True))
+        if any(vector)
+    ]
+    if not chunks:
+        raise ServiceError("The document has no words to index.")
+
+    def finish() -> None:
+        locked = Document.objects.select_for_update().filter(pk=document_id, lease=lease, generation=generation)
+        if not locked.exists():
+            raise LeaseLost(f"document {document_id} was taken over")
+        if store.transactional:
+            store.upsert(user_id, chunks, embedder=embedder.name, dim=embedder.dim)
+            store.delete_document(user_id, document_id, keep_generation=generation)
+        locked.update(
+            status=Document.Status.READY,
+            indexed_generation=generation,
+            embedder=embedder.name,
+            embedding_dim=embedder.dim,
+            chunk_count=len(chunks),
+            chunks_done=total,
+            error="",
+            lease=None,
+            heartbeat_at=None,
+            indexed_at=timezone.now(),
+        )
+
+    if not store.transactional:
+        store.upsert(user_id, chunks, embedder=embedder.name, dim=embedder.dim)
+    with transaction.atomic():
+        finish()
+    if not store.transactional:
+        try:
+            store.delete_document(user_id, document_id, keep_generation=generation)
+        except KnowledgeError as exc:
+            # Searches already ignore the old generation; the next change removes it.
+            logger.warning("document %s: old chunks not deleted yet: %s", document_id, exc.message)
+    return len(chunks)
+
+
+def fail(document_id: int, lease: uuid.UUID, message: str) -> None:
+    Document.objects.filter(pk=document_id, lease=lease).update(
+        status=Document.Status.FAILED, error=message[:2000], lease=None, heartbeat_at=None
+    )
+
+
+def backoff_seconds(attempt: int, retry_after: float | None) -> float:
+    delay = min(300.0, 10.0 * 2 ** max(attempt - 1, 0))
+    return max(delay, retry_after or 0.0)
+
+
+def ingest(document_id: int, generation: int) -> str:
+    """What the Celery task runs. Returns what happened, for the worker log."""
+    lease = claim(document_id, generation)
+    if lease is None:
+        return "skipped"  # indexed, re-uploaded, deleted, or another worker has it
+    try:
+        count = index(document_id, generation, lease)
+    except LeaseLost:
+        return "overtaken"
+    except KnowledgeError as exc:
+        attempts = Document.objects.values_list("attempts", flat=True).filter(pk=document_id).first() or 0
+        if exc.transient and attempts < settings.KNOWLEDGE_MAX_ATTEMPTS:
+            delay = backoff_seconds(attempts, exc.retry_after)
+            requeued = Document.objects.filter(pk=document_id, lease=lease).update(
+                status=Document.Status.QUEUED,
+                lease=None,
+                heartbeat_at=None,
+                error=f"Attempt {attempts} failed, retrying in {delay:.0f} s: {exc.message}"[:2000],
+                # In the future, so the sweeper does not enqueue it again before the retry.
+                enqueued_at=timezone.now() + timedelta(seconds=delay),
+            )
+            if requeued:
+                enqueue(document_id, generation, countdown=delay)
+            return "retrying"
+        fail(document_id, lease, exc.message)
+        return "failed"
+    except Exception as exc:
+        logger.exception("document %s: indexing failed", document_id)
+        fail(document_id, lease, f"Unexpected error while indexing ({type(exc).__name__}); see the worker log.")
+        return "failed"
+    return f"ready ({count} chunks)"

