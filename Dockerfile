@@ -39,9 +39,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     DJANGO_SETTINGS_MODULE=config.settings \
     PORT=8000
+# pg_dump and pg_restore for `manage.py backup` / `restore` (bookworm ships 15, the
+# server version in docker-compose.yml).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends postgresql-client \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 inflow \
  && useradd --system --uid 10001 --gid inflow --create-home --home-dir /home/inflow \
-        --shell /usr/sbin/nologin inflow
+        --shell /usr/sbin/nologin inflow \
+ && install -d -o inflow -g inflow /backups
 # Code and dependencies stay owned by root: the application cannot modify itself.
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app

@@ -8,7 +8,9 @@ test_inflow) lets two checkouts run their suites side by side.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,7 +27,59 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 BASE_DIR = Path(__file__).resolve().parent
 
 
+class _RecordAll(logging.Handler):
+    """Keeps the formatted text of every log record of the run, for the leak scan below."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+_ALL_LOGS = _RecordAll()
+_WORKER_LOGS: list[Path] = []
+# Secret shapes used by the tests: API keys, Meta tokens, emails.
+LEAK_PATTERNS = [
+    re.compile(r"inf_[A-Za-z0-9_\-]{20,}"),
+    re.compile(r"\b(?:IGQ|EAA)[A-Za-z0-9_\-]{12,}"),
+    re.compile(r"[A-Za-z0-9._%+\-]+@(?:example\.com|example\.org|inflow\.localhost)"),
+]
+
+
+def _leaks(text: str, secrets: list[str]) -> list[str]:
+    found = [f"secret value {secret[:4]}…" for secret in secrets if secret in text]
+    found += [f"{match.group(0)[:12]}…" for pattern in LEAK_PATTERNS for match in pattern.finditer(text)]
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No token, key, password or email may appear in any log line of the run (ours or a worker's)."""
+    secrets = [
+        value
+        for value in (
+            settings.SECRET_KEY,
+            settings.PGCRYPTO_KEY,
+            settings.BLIND_INDEX_KEY,
+            settings.META_APP_SECRET,
+            PASSWORD,
+        )
+        if value and len(value) >= 8
+    ]
+    sources = [("test process", line) for line in _ALL_LOGS.lines]
+    sources += [(str(path), path.read_text(errors="replace")) for path in _WORKER_LOGS if path.exists()]
+    problems = [(where, leak) for where, text in sources for leak in _leaks(text, secrets)]
+    if problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        for where, leak in problems[:20]:
+            reporter.write_line(f"LOG LEAK in {where}: {leak}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_configure(config):
+    logging.getLogger().addHandler(_ALL_LOGS)
     # Password hashing at production strength costs ~0.25 s a call; tests need speed only.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.REDIS_URL = TEST_REDIS_URL
@@ -111,6 +165,7 @@ class WorkerProcess:
         self.env = env
         self.concurrency = concurrency
         self.log_path = Path(tempfile.mkstemp(prefix="inflow-worker-", suffix=".log")[1])
+        _WORKER_LOGS.append(self.log_path)
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> WorkerProcess:
@@ -187,6 +242,14 @@ def worker_env(**overrides: str) -> dict[str, str]:
 _shared_worker: WorkerProcess | None = None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_worker(django_db_setup):
+    """Stop the shared worker before pytest-django drops the test database it uses."""
+    yield
+    if _shared_worker is not None:
+        _shared_worker.stop()
+
+
 @pytest.fixture
 def worker(django_db_setup):
     """A worker shared by tests that do not kill it; started on first use."""
@@ -216,8 +279,3 @@ def start_worker(django_db_setup):
     yield start
     for process in started:
         process.stop()
-
-
-def pytest_sessionfinish(session, exitstatus):
-    if _shared_worker is not None:
-        _shared_worker.stop()

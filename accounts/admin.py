@@ -7,7 +7,7 @@ from django.contrib.auth.forms import AdminPasswordChangeForm, ReadOnlyPasswordH
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import ApiKey, User
+from accounts.models import ApiKey, DeletionRecord, User
 from core.crypto import blind_index
 
 
@@ -81,6 +81,15 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ["created_at", "last_login", "deletion_requested_at"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "name", "role", "password1", "password2"]})]
+    actions = ["request_deletion"]
+
+    @admin.action(description="Request GDPR deletion (disable now, purge after the grace period)")
+    def request_deletion(self, request: HttpRequest, queryset: QuerySet) -> None:
+        from accounts.gdpr import request_deletion
+
+        for user in queryset:
+            request_deletion(user)
+        self.message_user(request, f"Deletion requested for {queryset.count()} account(s).", messages.SUCCESS)
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
         term = search_term.strip()
@@ -90,6 +99,24 @@ class UserAdmin(DjangoUserAdmin):
             return queryset.filter(pk=int(term)), False
         # Emails are encrypted: only an exact (normalized) address can be found.
         return queryset.filter(email_hash=blind_index(term)), False
+
+
+@admin.register(DeletionRecord)
+class DeletionRecordAdmin(admin.ModelAdmin):
+    """The deletion ledger: what was erased and when, without saying who."""
+
+    list_display = ["erased_at", "subject", "pseudonym", "counts"]
+    list_filter = ["subject"]
+    readonly_fields = ["subject", "pseudonym", "erased_at", "counts"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False  # the ledger is what keeps erased people erased after a restore
 
 
 @admin.register(ApiKey)

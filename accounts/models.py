@@ -9,7 +9,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.utils import timezone
 
-from core.crypto import blind_index, normalize_email
+from core.crypto import blind_index, keyed_hash, normalize_email
 from core.fields import EncryptedTextField
 
 
@@ -92,6 +92,19 @@ class User(AbstractBaseUser, PermissionsMixin):
             self.email = normalize_email(self.email)
             self.email_hash = blind_index(self.email)
 
+    @property
+    def pseudonym(self) -> str:
+        """The ledger's name for this account: no personal data, unique across id reuse."""
+        return keyed_hash(f"user:{self.pk}:{self.created_at.isoformat()}")
+
+    def disable_for_deletion(self) -> bool:
+        """Lock the account at once; False if a deletion was already requested."""
+        updated = User.objects.filter(pk=self.pk, deletion_requested_at__isnull=True).update(
+            is_active=False, deletion_requested_at=timezone.now()
+        )
+        self.refresh_from_db(fields=["is_active", "deletion_requested_at"])
+        return bool(updated)
+
 
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
     def active(self) -> ApiKeyQuerySet:
@@ -147,3 +160,30 @@ class ApiKey(models.Model):
     def revoke(self) -> None:
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
+
+
+class DeletionRecord(models.Model):
+    """One GDPR erasure, kept without personal data (the "deletion ledger").
+
+    `pseudonym` is a keyed HMAC of the subject: `user:<id>:<created_at>` for an account,
+    `contact:<provider>:<id>` for an end customer. It lets `restore` recognise the subject
+    in an older backup and erase it again, without the ledger saying who it was. Every
+    record is also appended to GDPR_LEDGER_PATH, outside the database (accounts/ledger.py).
+    """
+
+    class Subject(models.TextChoices):
+        USER = "user", "Account"
+        CONTACT = "contact", "End customer (contact)"
+
+    subject = models.CharField(max_length=16, choices=Subject.choices)
+    pseudonym = models.CharField(max_length=64, db_index=True)
+    erased_at = models.DateTimeField(default=timezone.now)
+    counts = models.JSONField(default=dict, help_text="Rows removed or scrubbed, per table.")
+
+    class Meta:
+        db_table = "gdpr_ledger"
+        ordering = ["-erased_at"]
+        constraints = [models.UniqueConstraint(fields=["subject", "pseudonym"], name="gdpr_ledger_subject_once")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} {self.pseudonym[:12]}… erased {self.erased_at:%Y-%m-%d}"

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_results",
     "django_celery_beat",
     "core",
@@ -240,6 +241,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Swagger UI from our own static files: the CSP allows no third-party scripts.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Logging -------------------------------------------------------------------------
@@ -271,6 +276,15 @@ EXECUTION_PENDING_REQUEUE_SECONDS = envint("EXECUTION_PENDING_REQUEUE_SECONDS", 
 HTTP_REQUEST_ALLOW_PRIVATE_NETWORKS = envbool("HTTP_REQUEST_ALLOW_PRIVATE_NETWORKS", False)
 HTTP_REQUEST_MAX_RESPONSE_BYTES = envint("HTTP_REQUEST_MAX_RESPONSE_BYTES", 1024 * 1024)
 HTTP_REQUEST_MAX_TIMEOUT = envint("HTTP_REQUEST_MAX_TIMEOUT", 30)
+
+# --- Backups and GDPR ----------------------------------------------------------------
+BACKUP_DIR = Path(env("BACKUP_DIR", str(BASE_DIR / "backups")))
+BACKUP_RETENTION_DAYS = envint("BACKUP_RETENTION_DAYS", 14)
+# Days between a deletion request and the purge (the account is disabled at once).
+GDPR_GRACE_DAYS = envint("GDPR_GRACE_DAYS", 30)
+# The deletion ledger also lives outside the database, so restoring an older backup cannot
+# forget a deletion: `restore` re-applies it. Keep it on durable storage next to backups.
+GDPR_LEDGER_PATH = Path(env("GDPR_LEDGER_PATH", str(BACKUP_DIR / "gdpr-ledger.jsonl")))
 
 # --- Meta: Instagram and Messenger (tokens app) ----------------------------------------
 META_APP_SECRET = _secret("META_APP_SECRET", min_length=16)

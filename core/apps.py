@@ -7,3 +7,6 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from core import checks  # noqa: F401  (registers system checks)
+        from core.logging import install_record_factory
+
+        install_record_factory()

@@ -77,7 +77,11 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+def keyed_hash(value: str) -> str:
+    """HMAC-SHA256 under BLIND_INDEX_KEY: a stable pseudonym that reveals nothing."""
+    return hmac.new(settings.BLIND_INDEX_KEY.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
 def blind_index(value: str) -> str:
-    """Keyed HMAC-SHA256 of a normalized value: lookups without storing the value."""
-    key = settings.BLIND_INDEX_KEY.encode()
-    return hmac.new(key, normalize_email(value).encode(), hashlib.sha256).hexdigest()
+    """Keyed hash of a normalized email: lookups without storing the address."""
+    return keyed_hash(normalize_email(value))

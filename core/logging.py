@@ -11,8 +11,10 @@ from django.conf import settings
 REDACTED = "[redacted]"
 
 _PATTERNS = [
+    # The secret part of generic flow webhook URLs (Django logs the path of 4xx responses).
+    re.compile(r"(/webhooks/flows/\d+/)[^/\s\"']+"),
     # API keys and bearer tokens in headers or text.
-    re.compile(r"(?i)\b(token|bearer)\s+[A-Za-z0-9_\-\.]{16,}"),
+    re.compile(r"(?i)\b((?:token|bearer)\s+)[A-Za-z0-9_\-\.]{16,}"),
     # access_token=..., "access_token": "...", password=..., etc.
     re.compile(
         r"(?i)([\"']?(?:access_token|refresh_token|password|secret|api_key|apikey|client_secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]+"
@@ -42,14 +44,39 @@ def redact(text: str) -> str:
     return text
 
 
+def _redact_record(record: logging.LogRecord) -> None:
+    message = record.getMessage()
+    cleaned = redact(message)
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = redact(record.exc_text)
+    if cleaned != message:
+        record.msg, record.args = cleaned, None
+
+
+def install_record_factory() -> None:
+    """Redact every log record as it is created, whatever logger or handler it meets.
+
+    A handler filter only protects its own handler; a record factory also covers
+    third-party handlers (pytest's capture, error trackers, Celery's).
+    """
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "inflow_redacting", False):
+        return
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _redact_record(record)
+        return record
+
+    factory.inflow_redacting = True
+    logging.setLogRecordFactory(factory)
+
+
 class RedactSecretsFilter(logging.Filter):
+    """Kept on the console handler for records made before the factory was installed."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = redact(record.exc_text)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
+        _redact_record(record)
         return True

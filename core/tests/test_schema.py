@@ -83,3 +83,4 @@ def test_openapi_schema_and_docs(anon):
     docs = anon.get("/api/docs/")
     assert docs.status_code == 200
     assert b"swagger" in docs.content.lower()
+    assert b"cdn.jsdelivr" not in docs.content  # served from our own static files (CSP)

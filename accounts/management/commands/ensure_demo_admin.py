@@ -5,6 +5,7 @@ print it again. Refuses to run when DEBUG is off: production accounts are made w
 `createsuperuser`.
 """
 
+import os
 import secrets
 from pathlib import Path
 
@@ -29,4 +30,5 @@ class Command(BaseCommand):
             secret_file.write_text(password + "\n")
             secret_file.chmod(0o600)
         password = secret_file.read_text().strip() if secret_file.exists() else "(set before; see .demo_admin)"
-        self.stdout.write(f"Demo admin: {EMAIL} / {password}  ->  http://127.0.0.1:8000/admin/")
+        port = os.environ.get("PORT", "8000")
+        self.stdout.write(f"Demo admin: {EMAIL} / {password}  ->  http://127.0.0.1:{port}/admin/")

@@ -1,0 +1,295 @@
+"""GDPR: deletion requests, the purge (scan every table and Redis), contacts, export."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+import redis
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.core.cache import cache
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from accounts import gdpr
+from accounts.models import ApiKey, DeletionRecord, User
+from accounts.sessions import user_key
+from conftest import PASSWORD, TEST_REDIS_URL
+from executions.models import FlowExecution
+from flows.models import Flow
+from knowledge.ingestion import ingest
+from knowledge.models import Chunk
+from knowledge.services import create_document
+from tokens.models import ApiToken, ContactWindow, MetaWebhookDelivery, PrivateReply
+
+pytestmark = pytest.mark.django_db
+
+SCHEDULED = {
+    "nodes": [
+        {"id": "t", "type": "trigger.schedule", "config": {"cron": "0 9 * * *"}},
+        {"id": "s", "type": "logic.set", "config": {"values": {"x": 1}}},
+    ],
+    "edges": [{"source": "t", "target": "s"}],
+}
+
+
+@pytest.fixture(autouse=True)
+def _ledger_in_tmp(settings, tmp_path, monkeypatch):
+    settings.GDPR_LEDGER_PATH = tmp_path / "ledger.jsonl"
+    monkeypatch.setenv("GDPR_LEDGER_PATH", str(settings.GDPR_LEDGER_PATH))
+
+
+def populate(user: User, marker: str, account_id: str, contact_id: str, executions: int = 3) -> None:
+    """Everything a client accumulates, each piece carrying `marker` so a scan can find it."""
+    flow = Flow.objects.create(user=user, name=f"{marker} flow", flow_data=SCHEDULED, status=Flow.Status.ACTIVE)
+    from executions.schedules import sync_schedule
+
+    sync_schedule(flow)
+    FlowExecution.objects.bulk_create(
+        FlowExecution(
+            flow=flow,
+            user=user,
+            status="succeeded",
+            trigger_data={"provider": "instagram", "from_id": contact_id, "text": f"{marker} hello"},
+            execution_log=[{"node_id": "s", "status": "succeeded", "output": {"said": f"{marker} reply"}}],
+            completed_at=timezone.now(),
+        )
+        for _ in range(executions)
+    )
+    token = ApiToken(user=user, provider="instagram", account_id=account_id)
+    token.set_token(f"IGQVJ{marker}secrettoken0000")
+    token.save()
+    ContactWindow.objects.create(token=token, contact_id=contact_id, last_inbound_at=timezone.now())
+    PrivateReply.objects.create(token=token, comment_id=f"{account_id}1", contact_id=contact_id, status="sent")
+    MetaWebhookDelivery.objects.create(
+        object="instagram",
+        payload={
+            "entry": [{"id": account_id, "messaging": [{"sender": {"id": contact_id}, "message": {"text": marker}}]}]
+        },
+    )
+    document = create_document(user=user, title=f"{marker} FAQ", content=f"{marker} returns are free within 30 days.")
+    ingest(document.pk, document.generation)
+    ApiKey.issue(user)
+    cache.set(user_key(user.pk, "recent"), marker)
+    LogEntry.objects.create(
+        user_id=user.pk,
+        content_type=ContentType.objects.get_for_model(Flow),
+        object_id=str(flow.pk),
+        object_repr=f"{marker} flow",
+        action_flag=CHANGE,
+    )
+
+
+def table_names() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def foreign_keys_to_users() -> list[tuple[str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT conrelid::regclass::text, a.attname FROM pg_constraint c
+            JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)
+            WHERE c.contype = 'f' AND c.confrelid = 'users'::regclass
+            """
+        )
+        return cursor.fetchall()
+
+
+def rows_mentioning(needles: list[str]) -> list[tuple[str, str]]:
+    found = []
+    with connection.cursor() as cursor:
+        for table in table_names():
+            cursor.execute(f'SELECT t::text FROM "{table}" t')  # noqa: S608 (names from pg_tables)
+            for (text,) in cursor.fetchall():
+                found += [(table, needle) for needle in needles if needle in text]
+    return found
+
+
+def redis_mentioning(needles: list[str]) -> list[str]:
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    found = []
+    for key in client.scan_iter(count=500):
+        value = client.dump(key) or b""
+        found += [needle for needle in needles if needle.encode() in key or needle.encode() in value]
+    return found
+
+
+def test_a_deletion_request_disables_the_account_at_once(client_for, make_user):
+    user = make_user(email="leaving@example.com")
+    api = client_for(user)
+    browser = Client()
+    browser.force_login(user)
+    session_key = browser.session.session_key
+    flow = Flow.objects.create(user=user, name="f", flow_data=SCHEDULED, status=Flow.Status.ACTIVE)
+    from executions.schedules import sync_schedule
+
+    sync_schedule(flow)
+    pending = FlowExecution.objects.create(flow=flow, user=user)
+    waiting = FlowExecution.objects.create(flow=flow, user=user, status="waiting", resume_at=timezone.now())
+    running = FlowExecution.objects.create(flow=flow, user=user, status="running")
+
+    response = api.post("/api/v1/privacy/deletion-request/")
+
+    assert response.status_code == 202
+    assert response.json()["status"] == "scheduled"
+    user.refresh_from_db()
+    assert user.is_active is False
+    assert user.deletion_requested_at is not None
+    assert api.get("/api/v1/me/").status_code == 401  # the key is revoked
+    token = Client().post(
+        "/api/v1/auth/token/", {"email": "leaving@example.com", "password": PASSWORD}, content_type="application/json"
+    )
+    assert token.status_code == 400
+    assert cache.get(f"django.contrib.sessions.cache{session_key}") is None
+    assert browser.get("/admin/").status_code == 302
+    flow.refresh_from_db()
+    assert flow.status == "paused"
+    assert not PeriodicTask.objects.filter(name=f"flow-{flow.pk}-schedule").exists()
+    assert FlowExecution.objects.get(pk=pending.pk).status == "cancelled"
+    assert FlowExecution.objects.get(pk=waiting.pk).status == "cancelled"
+    assert FlowExecution.objects.get(pk=running.pk).cancel_requested is True
+
+
+@pytest.mark.django_db(transaction=True)  # the purge VACUUMs, which needs autocommit
+def test_the_purge_leaves_nothing_of_the_user_and_spares_others(make_user, settings):
+    leaving = make_user(email="gone@example.com", name="Gone Person")
+    staying = make_user(email="kept@example.com", name="Kept Person")
+    populate(leaving, "ZZGONEZZ", "17841400000001", "5550001")
+    populate(staying, "KKKEPTKK", "17841400000002", "5550002")
+    gdpr.request_deletion(leaving)
+    identifiers = {
+        "id": leaving.pk,
+        "email_hash": leaving.email_hash,
+        "prefix": ApiKey.objects.get(user=leaving).prefix,
+    }
+    kept_before = rows_mentioning(["KKKEPTKK"])
+
+    call_command("gdpr_purge", grace_days=0, stdout=open("/dev/null", "w"))  # noqa: SIM115
+
+    assert not User.objects.filter(pk=identifiers["id"]).exists()
+    assert rows_mentioning(["ZZGONEZZ", identifiers["email_hash"], identifiers["prefix"], "17841400000001"]) == []
+    for table, column in foreign_keys_to_users():
+        with connection.cursor() as cursor:
+            cursor.execute(f'SELECT count(*) FROM {table} WHERE "{column}" = %s', [identifiers["id"]])  # noqa: S608
+            assert cursor.fetchone()[0] == 0, f"{table}.{column} still points at the purged user"
+    assert redis_mentioning(["ZZGONEZZ", f":user:{identifiers['id']}:"]) == []
+
+    assert rows_mentioning(["KKKEPTKK"]) == kept_before
+    assert User.objects.get(pk=staying.pk).email == "kept@example.com"
+    assert FlowExecution.objects.filter(user=staying).count() == 3
+    assert Chunk.objects.filter(user=staying).exists()
+    assert cache.get(user_key(staying.pk, "recent")) == "KKKEPTKK"
+
+    record = DeletionRecord.objects.get()
+    assert record.subject == "user"
+    assert record.counts["flow_executions"] == 3
+    assert record.counts["knowledge_chunks"] >= 1
+    assert "ZZGONEZZ" not in json.dumps(record.counts)
+    assert json.loads(settings.GDPR_LEDGER_PATH.read_text())["pseudonym"] == record.pseudonym
+
+
+def test_the_purge_runs_a_bounded_number_of_queries(make_user):
+    def queries_to_purge(executions: int) -> int:
+        user = make_user()
+        populate(user, "QQ", f"1784{executions:010d}", "5550003", executions=executions)
+        gdpr.request_deletion(user)
+        with CaptureQueriesContext(connection) as context:
+            gdpr.purge_user(User.objects.get(pk=user.pk), batch_size=1000)
+        return len(context.captured_queries)
+
+    queries_to_purge(1)  # warm Django's caches (content types) first
+    assert queries_to_purge(20) == queries_to_purge(400)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_grace_period_dry_run_and_idempotence(make_user, capsys):
+    user = make_user()
+    populate(user, "GRACE", "17841400000009", "5550009")
+    gdpr.request_deletion(user)
+
+    call_command("gdpr_purge", dry_run=True, grace_days=0)
+    assert f"would purge user {user.pk}" in capsys.readouterr().out
+    call_command("gdpr_purge")  # default grace: 30 days, not yet
+    assert User.objects.filter(pk=user.pk).exists()
+
+    User.objects.filter(pk=user.pk).update(deletion_requested_at=timezone.now() - timedelta(days=31))
+    call_command("gdpr_purge", user=user.pk)
+    call_command("gdpr_purge", user=user.pk)  # nothing left: a no-op
+    assert not User.objects.filter(pk=user.pk).exists()
+    assert DeletionRecord.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_runs_skip_a_locked_user(make_user):
+    user = make_user()
+    gdpr.request_deletion(user)
+    other = connection.copy()
+    with other.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s::bigint)", [gdpr.lock_key(f"user:{user.pk}")])
+        assert gdpr.purge_user(user) is None
+        assert User.objects.filter(pk=user.pk).exists()
+        cursor.execute("SELECT pg_advisory_unlock(%s::bigint)", [gdpr.lock_key(f"user:{user.pk}")])
+    other.close()
+    assert gdpr.purge_user(user) is not None
+
+
+def test_contact_erasure_scrubs_one_customer_across_clients(make_user):
+    first, second = make_user(), make_user()
+    populate(first, "CLIENTA", "17841400000011", "7770001")
+    populate(second, "CLIENTB", "17841400000012", "7770001")  # the same person wrote to both
+    bystander = FlowExecution.objects.filter(user=first).first()
+    FlowExecution.objects.create(
+        flow=bystander.flow, user=first, trigger_data={"provider": "instagram", "from_id": "8880000", "text": "other"}
+    )
+
+    call_command("gdpr_purge", contact="instagram:7770001", stdout=open("/dev/null", "w"))  # noqa: SIM115
+
+    scrubbed = FlowExecution.objects.filter(trigger_data__from_id="7770001")
+    assert not scrubbed.exists()
+    erased = FlowExecution.objects.filter(trigger_data__erased=True)
+    assert erased.count() == 6
+    assert all(entry["output"] is None for run in erased for entry in run.execution_log)
+    assert FlowExecution.objects.filter(trigger_data__from_id="8880000").exists()
+    assert not ContactWindow.objects.filter(contact_id="7770001").exists()
+    assert not PrivateReply.objects.filter(contact_id="7770001").exists()
+    assert not MetaWebhookDelivery.objects.mentioning("7770001").exists()
+    assert DeletionRecord.objects.get().subject == "contact"
+    assert rows_mentioning(["7770001"]) == []
+
+
+def test_bad_contact_specs_are_refused(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="instagram:<numeric id>"):
+        call_command("gdpr_purge", contact="whatsapp:123")
+
+
+def test_export_returns_all_of_the_callers_data_decrypted(client_for, make_user):
+    user = make_user(email="mine@example.com", name="Export Me")
+    other = make_user()
+    populate(user, "MYDATA", "17841400000021", "5550021")
+    populate(other, "NOTMINE", "17841400000022", "5550022")
+
+    response = client_for(user).get("/api/v1/privacy/export/")
+
+    assert response.status_code == 200
+    body = json.loads(b"".join(response.streaming_content))
+    assert body["user"]["email"] == "mine@example.com"
+    assert body["user"]["name"] == "Export Me"
+    assert [f["name"] for f in body["flows"]] == ["MYDATA flow"]
+    assert len(body["executions"]) == 3
+    assert body["knowledge_documents"][0]["content"].startswith("MYDATA")
+    assert body["connected_accounts"][0]["account_id"] == "17841400000021"
+    text = json.dumps(body)
+    assert "IGQVJ" not in text  # access tokens are not exported
+    assert "NOTMINE" not in text
+    assert len(body["api_keys"]) == 2

@@ -1,0 +1,53 @@
+"""Flows' part of GDPR: pause on a deletion request, purge (with beat schedules), export."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django_celery_beat.models import PeriodicTask
+from django_celery_results.models import TaskResult
+
+from executions.schedules import remove_schedules, task_name
+from flows.models import Flow
+
+
+def on_deletion_request(user) -> dict[str, int]:
+    active = list(Flow.objects.filter(user=user, status=Flow.Status.ACTIVE).values_list("id", flat=True))
+    paused = Flow.objects.filter(id__in=active).update(status=Flow.Status.PAUSED)
+    remove_schedules(active)
+    return {"flows_paused": paused}
+
+
+def purge_user(user_id: int, *, batch_size: int, report: Callable[[str], None]) -> dict[str, int]:
+    flow_ids = list(Flow.objects.filter(user_id=user_id).values_list("id", flat=True))
+    names = [task_name(flow_id) for flow_id in flow_ids]
+    schedules, _ = PeriodicTask.objects.filter(name__in=names).delete()
+    # Results stored for the flows' beat entries (result_extended records the entry name).
+    results, _ = TaskResult.objects.filter(periodic_task_name__in=names).delete()
+    flow_type = ContentType.objects.get_for_model(Flow)
+    admin_log, _ = LogEntry.objects.filter(content_type=flow_type, object_id__in=[str(i) for i in flow_ids]).delete()
+    # Executions are purged before flows, so the cascade has nothing left to collect.
+    flows, _ = Flow.objects.filter(user_id=user_id).only("id").delete()
+    report(f"flows: {flows} deleted, {schedules} beat schedule(s), {results} task result(s)")
+    return {"flows": flows, "beat_schedules": schedules, "task_results": results, "admin_log_flows": admin_log}
+
+
+def erase_contact(provider: str, contact_id: str, *, batch_size: int, report: Callable[[str], None]) -> dict[str, int]:
+    return {}  # flows are written by the client; they hold no end customer's data
+
+
+def export_user(user) -> dict[str, Iterator[dict]]:
+    def flows() -> Iterator[dict]:
+        for flow in Flow.objects.filter(user=user).order_by("id").iterator(chunk_size=200):
+            yield {
+                "id": flow.pk,
+                "name": flow.name,
+                "status": flow.status,
+                "flow_data": flow.flow_data,
+                "created_at": flow.created_at,
+                "updated_at": flow.updated_at,
+            }
+
+    return {"flows": flows()}
