@@ -82,7 +82,6 @@ class MetaWebhookDeliveryAdmin(admin.ModelAdmin):
         "accounts",
         "event_count",
         "received_at",
-        "enqueued_at",
         "processed_at",
         "attempts",
         "last_error",
@@ -101,13 +100,12 @@ class MetaWebhookDeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Process the selected unprocessed deliveries again")
     def reprocess(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from tokens.tasks import enqueue_delivery
+        from tokens.tasks import nudge
 
-        ids = list(queryset.filter(processed_at__isnull=True).values_list("id", flat=True))
-        MetaWebhookDelivery.objects.filter(id__in=ids).update(attempts=0, last_error="")
-        for delivery_id in ids:
-            enqueue_delivery(delivery_id)
-        self.message_user(request, f"{len(ids)} deliveries queued for processing.", messages.SUCCESS)
+        count = queryset.filter(processed_at__isnull=True).update(attempts=0, last_error="")
+        if count:
+            nudge(force=True)
+        self.message_user(request, f"{count} deliveries queued for processing.", messages.SUCCESS)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -18,10 +18,11 @@ Deleting an `api_tokens` row cascades to its windows and private replies.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -113,6 +114,10 @@ class ApiToken(models.Model):
 
 
 class DeliveryQuerySet(models.QuerySet["MetaWebhookDelivery"]):
+    def pending(self) -> DeliveryQuerySet:
+        """Not processed yet and not given up on (served by a small partial index)."""
+        return self.filter(processed_at__isnull=True, attempts__lt=settings.META_WEBHOOK_MAX_ATTEMPTS)
+
     def mentioning(self, contact_id: str) -> DeliveryQuerySet:
         """Deliveries that carry a contact's id as a sender or commenter (for erasure)."""
         contact_id = str(contact_id)
@@ -123,21 +128,26 @@ class DeliveryQuerySet(models.QuerySet["MetaWebhookDelivery"]):
         )
 
 
+STORE_SQL = """
+INSERT INTO meta_webhook_deliveries (object, payload, received_at, attempts, last_error, executions_started)
+VALUES (%s, %s::jsonb, now(), 0, '', 0) RETURNING id
+"""
+
+
 class MetaWebhookDelivery(models.Model):
     """One signed POST from Meta, stored before it is answered.
 
-    PostgreSQL, not Redis, holds the event until it has been turned into executions: the
-    Celery message is only a nudge, and `sweep_meta_deliveries` re-sends the nudge for a
-    delivery still unprocessed after META_WEBHOOK_REQUEUE_SECONDS. Processing is
-    idempotent (executions are deduplicated per flow by comment id / message mid), so a
-    delivery processed twice, or Meta's retry of the same event, starts nothing new.
+    PostgreSQL, not Redis, holds the event until it has been turned into executions. The
+    Celery message that asks a worker to process pending deliveries is only a nudge: when it
+    is lost, `sweep_meta_deliveries` nudges again for deliveries still pending after
+    META_WEBHOOK_REQUEUE_SECONDS. Processing is idempotent (executions are deduplicated per
+    flow by comment id / message mid), so a delivery processed twice, or Meta's retry of
+    the same event, starts nothing new.
     """
 
     object = models.CharField(max_length=32, help_text="Meta's `object`: instagram or page.")
     payload = models.JSONField(help_text="The verified request body.")
     received_at = models.DateTimeField(default=timezone.now)
-    # Set when the processing nudge was sent; the sweeper compares it with the clock.
-    enqueued_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True)
@@ -151,15 +161,29 @@ class MetaWebhookDelivery(models.Model):
         verbose_name = "Meta webhook delivery"
         verbose_name_plural = "Meta webhook deliveries"
         indexes = [
-            # The sweeper's question: which deliveries are still waiting?
+            # Workers and the sweeper ask: which deliveries are still waiting, oldest first?
             models.Index(
-                fields=["enqueued_at"], condition=Q(processed_at__isnull=True), name="meta_deliveries_pending"
+                fields=["received_at"], condition=Q(processed_at__isnull=True), name="meta_deliveries_pending"
             ),
             models.Index(fields=["received_at"], name="meta_deliveries_received"),
         ]
 
     def __str__(self) -> str:
         return f"Delivery {self.pk} ({self.object})"
+
+    @classmethod
+    def store(cls, meta_object: str, body: str) -> int:
+        """Insert a verified body as it arrived; returns the new id.
+
+        The webhook's hot path: one statement, and PostgreSQL parses the JSON text itself
+        instead of the ORM serialising the parsed payload again.
+        """
+        # In autocommit mode the INSERT commits by itself, without BEGIN/COMMIT round trips.
+        # Inside a transaction, a savepoint keeps a refused body from aborting it.
+        guard = transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext()
+        with guard, connection.cursor() as cursor:
+            cursor.execute(STORE_SQL, [meta_object, body])
+            return cursor.fetchone()[0]
 
     @property
     def account_ids(self) -> list[str]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from executions.services import start_execution
@@ -66,6 +68,49 @@ def process_delivery(delivery_id: int) -> int | None:
             processed_at=timezone.now(), attempts=delivery.attempts + 1, last_error="", executions_started=started
         )
     return started
+
+
+def record_failure(delivery_id: int, exc: Exception) -> None:
+    # Only the type is kept: an exception's text may quote message content.
+    MetaWebhookDelivery.objects.filter(pk=delivery_id).update(
+        attempts=F("attempts") + 1, last_error=f"{type(exc).__name__} at {timezone.now():%Y-%m-%d %H:%M:%S}"
+    )
+    logger.error("meta delivery %s failed: %s", delivery_id, type(exc).__name__)
+
+
+def process_pending_deliveries(budget_seconds: float, batch_size: int = 50) -> tuple[int, bool]:
+    """Process pending deliveries, oldest first, until none is left or the budget is spent.
+
+    Several workers may run this at once: each delivery is taken under its row lock, and
+    one that another worker holds is left to it. A delivery that fails is not tried again
+    in the same run (the sweeper brings it back, up to META_WEBHOOK_MAX_ATTEMPTS).
+    Returns (deliveries processed here, whether pending work was left over).
+    """
+    deadline = time.monotonic() + budget_seconds
+    tried: set[int] = set()
+    processed = 0
+    while True:
+        batch = list(
+            MetaWebhookDelivery.objects.pending()
+            .exclude(id__in=tried)
+            .order_by("received_at", "id")
+            .values_list("id", flat=True)[:batch_size]
+        )
+        if not batch:
+            return processed, False
+        for delivery_id in batch:
+            if time.monotonic() >= deadline:
+                return processed, True
+            tried.add(delivery_id)
+            try:
+                started = process_delivery(delivery_id)
+            except Exception as exc:
+                record_failure(delivery_id, exc)
+                continue
+            if started is not None:
+                processed += 1
+                if started:
+                    logger.info("meta delivery %s: %d execution(s) started", delivery_id, started)
 
 
 def _start_executions(parsed: list[events.Event]) -> int:

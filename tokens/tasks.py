@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import timedelta
+from functools import cache
 
+import redis
 from celery import shared_task
 from django.conf import settings
-from django.db import connection
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from tokens import services
@@ -23,63 +25,75 @@ from tokens.models import (
 
 logger = logging.getLogger(__name__)
 
-SWEEP_BATCH = 500
 PURGE_BATCH = 1000
 REFRESH_BATCH = 500
 
 
+# Set while a processing task is queued and has not started yet. The web tier publishes a
+# Celery message only when it can set this flag, so a burst of deliveries costs one
+# message, not one each; the task clears it as it starts, before it looks for work, so a
+# delivery committed after that look sends a new nudge. The TTL bounds the damage of a
+# message lost with the flag still set (the sweeper covers that case too).
+NUDGE_KEY = "inflow:meta-webhooks:nudged"
+NUDGE_TTL = 10
+# A task hands over to a fresh one after this long, so one burst cannot hold a worker.
+PROCESS_BUDGET_SECONDS = 30.0
+
+
+@cache
+def _redis(url: str) -> redis.Redis:
+    # One client per process and URL. (Django's cache API builds a new client object for
+    # every call, which costs more than the round trip on the webhook's hot path.)
+    return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+
+
+def nudge_flag() -> redis.Redis:
+    return _redis(settings.REDIS_URL)
+
+
 @shared_task(ignore_result=True, acks_late=True)
-def process_meta_delivery(delivery_id: int) -> None:
-    try:
-        started = services.process_delivery(delivery_id)
-    except Exception as exc:
-        # The transaction rolled back; the sweeper tries again up to META_WEBHOOK_MAX_ATTEMPTS.
-        # Only the type is recorded: an exception's text may quote message content.
-        MetaWebhookDelivery.objects.filter(pk=delivery_id).update(
-            attempts=F("attempts") + 1, last_error=f"{type(exc).__name__} at {timezone.now():%Y-%m-%d %H:%M:%S}"
-        )
-        logger.error("meta delivery %s failed: %s", delivery_id, type(exc).__name__)
-        return
-    if started:
-        logger.info("meta delivery %s: %d execution(s) started", delivery_id, started)
+def process_meta_deliveries() -> int:
+    with contextlib.suppress(redis.RedisError):  # the TTL clears it anyway
+        nudge_flag().delete(NUDGE_KEY)
+    processed, more = services.process_pending_deliveries(PROCESS_BUDGET_SECONDS)
+    if more:
+        nudge(force=True)
+    return processed
 
 
-def enqueue_delivery(delivery_id: int) -> None:
-    """Nudge a worker. A failure here loses nothing: the row waits for the sweeper."""
+def nudge(*, force: bool = False) -> None:
+    """Ask a worker to process pending deliveries, unless a request is already queued.
+
+    Never raises: the deliveries are safe in PostgreSQL and the sweeper nudges again.
+    """
     try:
-        process_meta_delivery.apply_async((delivery_id,), retry=False)
+        if not nudge_flag().set(NUDGE_KEY, 1, nx=True, ex=NUDGE_TTL) and not force:
+            return
+    except redis.RedisError as exc:  # publish anyway (that will most likely fail too)
+        logger.warning("meta webhooks: nudge flag unavailable (%s)", type(exc).__name__)
+    try:
+        process_meta_deliveries.apply_async(retry=False)
     except Exception as exc:  # kombu and redis raise a variety of connection errors
-        logger.warning("meta delivery %s stored but not enqueued (%s); the sweeper will", delivery_id, exc)
-
-
-SWEEP_SQL = """
-UPDATE meta_webhook_deliveries SET enqueued_at = now()
-WHERE id IN (
-    SELECT id FROM meta_webhook_deliveries
-    WHERE processed_at IS NULL AND attempts < %s
-      AND (enqueued_at IS NULL OR enqueued_at < now() - make_interval(secs => %s))
-    ORDER BY enqueued_at LIMIT %s FOR UPDATE SKIP LOCKED
-)
-RETURNING id
-"""
+        logger.warning("meta webhooks: deliveries stored but no worker nudged (%s); the sweeper will", exc)
+        with contextlib.suppress(redis.RedisError):  # the TTL clears it anyway
+            nudge_flag().delete(NUDGE_KEY)
 
 
 @shared_task(ignore_result=True)
 def sweep_meta_deliveries() -> int:
-    """Re-enqueue deliveries still unprocessed after META_WEBHOOK_REQUEUE_SECONDS.
+    """Nudge a worker when deliveries wait longer than META_WEBHOOK_REQUEUE_SECONDS.
 
-    Covers a lost Celery message (Redis flushed or restarted) and a worker that died while
-    processing (its transaction rolled back, so the row is unprocessed again).
+    Covers a lost Celery message (Redis flushed or restarted), a worker that died while
+    processing (its transaction rolled back, so the delivery is pending again) and
+    deliveries whose processing failed (retried up to META_WEBHOOK_MAX_ATTEMPTS).
+    Returns how many deliveries were overdue.
     """
-    with connection.cursor() as cursor:
-        params = [settings.META_WEBHOOK_MAX_ATTEMPTS, settings.META_WEBHOOK_REQUEUE_SECONDS, SWEEP_BATCH]
-        cursor.execute(SWEEP_SQL, params)
-        ids = [row[0] for row in cursor.fetchall()]
-    for delivery_id in ids:
-        enqueue_delivery(delivery_id)
-    if ids:
-        logger.warning("meta sweeper: re-enqueued %d unprocessed deliveries", len(ids))
-    return len(ids)
+    cutoff = timezone.now() - timedelta(seconds=settings.META_WEBHOOK_REQUEUE_SECONDS)
+    overdue = MetaWebhookDelivery.objects.pending().filter(received_at__lte=cutoff).count()
+    if overdue:
+        logger.warning("meta sweeper: %d deliveries still pending; nudging a worker", overdue)
+        nudge(force=True)
+    return overdue
 
 
 def _delete_in_batches(queryset) -> int:

@@ -2,38 +2,39 @@
 
 The POST path is kept short because Meta expects a fast 200 and retries otherwise:
 check the signature over the raw body (constant time, before anything else is read or
-stored), parse, insert one `meta_webhook_deliveries` row, and nudge a Celery worker once
-the row is committed. Matching flows and starting executions happen in the worker
-(tokens.services.process_delivery). Redis is never the only copy: if the nudge is lost, the
-beat sweeper finds the unprocessed row.
+stored), parse, insert one `meta_webhook_deliveries` row, and once it is committed nudge a
+Celery worker (at most one queued nudge at a time, see tokens.tasks.nudge). Matching flows
+and starting executions happen in the worker (tokens.services). Redis is never the only
+copy of an event: if a nudge is lost, the beat sweeper finds the pending rows.
 
-Rate limit: signed deliveries are counted in a Redis fixed window per minute across all web
-processes (META_WEBHOOK_RATE_LIMIT); above it Meta gets a 429 and redelivers later. It
-guards the database against a runaway sender (a leaked app secret, a replay loop), not
-against strangers: an unsigned request costs one HMAC and never touches Redis or the
-database. When Redis is down the limiter lets deliveries through: storing them matters more.
+Rate limit: each web process accepts at most META_WEBHOOK_RATE_LIMIT signed deliveries per
+minute; above it Meta gets a 429 and redelivers later. It guards the database against a
+runaway sender (a leaked app secret, a replay loop), not against strangers: an unsigned
+request costs one HMAC and never touches Redis or the database. The counter lives in the
+process, so the limit costs no network round trip on the hot path.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import re
+import threading
 import time
-from functools import cache
+from collections.abc import Callable
 
-import redis
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ParseError
 
 from core.api import loads_strict
 from core.views import json_error
 from tokens.models import MetaWebhookDelivery
+from tokens.tasks import nudge
 
 logger = logging.getLogger(__name__)
 
@@ -54,30 +55,31 @@ def signature_is_valid(body: bytes, header: str) -> bool:
     return hmac.compare_digest(expected_signature(body).encode(), header.strip().lower().encode("ascii", "replace"))
 
 
-@cache
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+class MinuteWindow:
+    """A fixed one-minute window counter, shared by the threads of one process."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._minute = -1
+        self._count = 0
+
+    def hit(self, limit: int) -> bool:
+        """Count one request; False when it is over the limit."""
+        minute = int(self._clock() // 60)
+        with self._lock:
+            if minute != self._minute:
+                self._minute, self._count = minute, 0
+            self._count += 1
+            return self._count <= limit
+
+
+_window = MinuteWindow()
 
 
 def over_rate_limit() -> bool:
     limit = settings.META_WEBHOOK_RATE_LIMIT
-    if limit <= 0:
-        return False
-    key = f"inflow:meta-webhook-rate:{int(time.time() // 60)}"
-    try:
-        pipe = _redis(settings.REDIS_URL).pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, 120)
-        count, _ = pipe.execute()
-    except redis.RedisError:
-        return False
-    return count > limit
-
-
-def _nudge(delivery_id: int) -> None:
-    from tokens.tasks import enqueue_delivery
-
-    enqueue_delivery(delivery_id)
+    return limit > 0 and not _window.hit(limit)
 
 
 def _handshake(request: HttpRequest) -> HttpResponse:
@@ -107,8 +109,17 @@ def _receive(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"status": "ignored"})
     if over_rate_limit():
         return json_error(429, "Too many deliveries; retry later.", "throttled")
-    delivery = MetaWebhookDelivery.objects.create(object=meta_object, payload=payload, enqueued_at=timezone.now())
-    transaction.on_commit(lambda: _nudge(delivery.pk))
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:  # json.loads also reads UTF-16 and UTF-32; store it re-encoded
+        text = json.dumps(payload)
+    try:
+        # A single autocommitted INSERT: no BEGIN/COMMIT round trips on the hot path.
+        MetaWebhookDelivery.store(meta_object, text)
+    except DataError:  # e.g. a lone surrogate (\ud800): valid for Python, not for jsonb
+        return json_error(400, "The body contains text PostgreSQL cannot store.", "invalid")
+    # Runs at once in autocommit mode, after the commit inside an atomic block.
+    transaction.on_commit(nudge)
     return JsonResponse({"status": "received"})
 
 

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from executions.models import FlowExecution
-from tokens import services
+from tokens import services, webhooks
 from tokens.models import ApiToken, ContactWindow, MetaWebhookDelivery
 from tokens.tests.meta import (
     IG_ACCOUNT,
@@ -93,7 +93,13 @@ def test_a_signed_delivery_is_stored_before_the_answer(client):
     assert delivery.payload == payload
     assert delivery.object == "instagram"
     assert delivery.processed_at is None
-    assert delivery.enqueued_at is not None
+    assert delivery.attempts == 0
+
+
+def test_bodies_postgresql_cannot_store_are_400_not_500(client):
+    response = post_signed(client, b'{"object": "instagram", "entry": [{"id": "1", "text": "\\ud800"}]}')
+    assert response.status_code == 400
+    assert MetaWebhookDelivery.objects.count() == 0
 
 
 def test_objects_we_do_not_subscribe_to_are_acknowledged_and_dropped(client):
@@ -107,8 +113,9 @@ def test_other_methods_are_405(client):
     assert client.put("/webhooks/meta/").status_code == 405
 
 
-def test_the_rate_limit_answers_429_without_storing(client, settings):
+def test_the_rate_limit_answers_429_without_storing(client, settings, monkeypatch):
     settings.META_WEBHOOK_RATE_LIMIT = 2
+    monkeypatch.setattr(webhooks, "_window", webhooks.MinuteWindow(clock=lambda: 600.0))
     codes = [post_signed(client, comment_payload()).status_code for _ in range(3)]
     assert codes == [200, 200, 429]
     assert MetaWebhookDelivery.objects.count() == 2

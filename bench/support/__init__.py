@@ -1,0 +1,1 @@
+"""Django settings and URLs used only by the benchmarks (never by production)."""
