@@ -133,3 +133,20 @@ def test_a_delivery_whose_celery_message_was_lost_is_processed_by_the_sweeper(st
     [execution] = wait_for(lambda: finished(flow), 30, message="the execution to finish")
     assert execution.status == "succeeded", execution.error
     assert len(graph.received("POST")) == 1
+
+
+def test_a_burst_of_deliveries_is_all_processed(start_worker, graph, user):
+    """Nudges are coalesced (one queued Celery message at a time): none may be left behind."""
+    connect(user)
+    flow = make_flow(user, COMMENT_FLOW, [PRIVATE_REPLY])
+    start_worker(META_GRAPH_URL=graph.url)
+    client = Client()
+    comment_ids = [f"179000000000{n:05d}" for n in range(30)]
+    for comment_id in comment_ids:
+        assert post_signed(client, comment_payload("price", comment_id=comment_id)).status_code == 200
+
+    runs = wait_for(lambda: len(finished(flow)) == 30 and finished(flow), 60, message="30 finished executions")
+    assert {r.status for r in runs} == {"succeeded"}
+    recipients = sorted(r.json()["recipient"]["comment_id"] for r in graph.received("POST"))
+    assert recipients == comment_ids
+    assert not MetaWebhookDelivery.objects.pending().exists()
