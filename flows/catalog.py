@@ -332,12 +332,26 @@ CATALOG: tuple[NodeSpec, ...] = (
         type="knowledge.search",
         name="Search knowledge base",
         category="knowledge",
-        description="Finds the passages of the flow owner's knowledge base closest to a query.",
+        description=(
+            "Finds the passages of the flow owner's knowledge base closest to a query. Output: "
+            "results (each with document {id, title}, text, score) and count."
+        ),
         config_schema=_object(
-            {"query": TEMPLATE_TEXT, "k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5}},
+            {
+                "query": TEMPLATE_TEXT,
+                "k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+                "min_score": {
+                    "type": "number",
+                    "minimum": -1,
+                    "maximum": 1,
+                    "default": 0,
+                    "description": "Passages scoring at or below this cosine similarity are ignored.",
+                },
+            },
             required=("query",),
         ),
         handler="knowledge.nodes:knowledge_search",
+        retry=RetryPolicy(max_attempts=3, backoff_seconds=2.0, max_backoff_seconds=60.0),
     ),
     NodeSpec(
         type="ai.reply",
@@ -345,12 +359,30 @@ CATALOG: tuple[NodeSpec, ...] = (
         category="knowledge",
         description=(
             "Answers from the knowledge base with an OpenAI-compatible model; without a model configured "
-            "it answers with the best passage."
+            "it answers with the best passage. Output: reply, mode (llm or extractive), passages."
         ),
         config_schema=_object(
             {
                 "query": {**TEMPLATE_TEXT, "default": "{{ trigger.text }}"},
-                "prompt": {**TEMPLATE_TEXT, "maxLength": 8000},
+                "prompt": {
+                    **TEMPLATE_TEXT,
+                    "maxLength": 8000,
+                    "description": "Instructions for the model (persona, tone, language). The passages found "
+                    "and the query are added after them.",
+                },
+                "fallback": {
+                    "type": "string",
+                    "maxLength": 1000,
+                    "default": "",
+                    "description": "The reply when no passage matches (the model is not called then).",
+                },
+                "min_score": {
+                    "type": "number",
+                    "minimum": -1,
+                    "maximum": 1,
+                    "default": 0,
+                    "description": "Passages scoring at or below this cosine similarity are ignored.",
+                },
                 "k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 4},
                 "model": {"type": "string", "maxLength": 100},
                 "max_tokens": {"type": "integer", "minimum": 1, "maximum": 4000, "default": 300},

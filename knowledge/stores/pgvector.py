@@ -84,7 +84,15 @@ def ensure_index(dim: int) -> bool:
     if index_exists(dim):
         return False
     with connection.cursor() as cursor:
-        cursor.execute(CREATE_INDEX_SQL.format(dim=_checked_dim(dim)))
+        if connection.in_atomic_block:
+            # PostgreSQL refuses CREATE INDEX while deferred foreign-key checks are pending in
+            # the transaction; running them now accepts and refuses exactly what COMMIT would.
+            # Django declares its foreign keys DEFERRABLE INITIALLY DEFERRED, restored after.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(CREATE_INDEX_SQL.format(dim=_checked_dim(dim)))
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+        else:
+            cursor.execute(CREATE_INDEX_SQL.format(dim=_checked_dim(dim)))
     return True
 
 

@@ -1,0 +1,140 @@
+"""Ingestion's state machine: claims, leases, retries, the sweep, embedder checks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from core.testing import FakeHTTPServer, Reply
+from knowledge import ingestion, search, services
+from knowledge.errors import LeaseLost
+from knowledge.models import Chunk, Document
+from knowledge.tasks import delete_document_vectors, sweep_documents
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_document_is_claimed_once(user):
+    document = services.create_document(user=user, title="T", content="text")
+    assert ingestion.claim(document.pk, document.generation) is not None
+    assert ingestion.claim(document.pk, document.generation) is None
+    assert ingestion.ingest(document.pk, document.generation) == "skipped"
+
+
+def test_a_stale_message_for_an_old_generation_is_skipped(user, add_document):
+    document = add_document(user, "T", "first text")
+    services.update_document(document, content="second text")
+    assert ingestion.ingest(document.pk, 1) == "skipped"
+    assert ingestion.ingest(document.pk, 2).startswith("ready")
+
+
+def test_a_run_overtaken_by_a_reupload_writes_nothing(user):
+    document = services.create_document(user=user, title="T", content="old text")
+    lease = ingestion.claim(document.pk, 1)
+    services.update_document(document, content="new text")  # generation 2, lease cleared
+
+    with pytest.raises(LeaseLost):
+        ingestion.index(document.pk, 1, lease)
+
+    assert not Chunk.objects.filter(document=document).exists()
+    assert Document.objects.get(pk=document.pk).status == "queued"
+
+
+def test_a_transient_embeddings_failure_is_retried_then_fails(user, settings):
+    with (
+        FakeHTTPServer(lambda request: Reply(503, {"error": {"message": "overloaded"}})) as server,
+        override_settings(
+            EMBEDDINGS_PROVIDER="openai", EMBEDDINGS_MODEL="m", EMBEDDINGS_DIM=8, EMBEDDINGS_BASE_URL=server.url
+        ),
+    ):
+        document = services.create_document(user=user, title="T", content="text")
+
+        assert ingestion.ingest(document.pk, 1) == "retrying"
+        document.refresh_from_db()
+        assert document.status == "queued"
+        assert document.error.startswith("Attempt 1 failed, retrying in 10 s: The embeddings API answered 503")
+        assert document.enqueued_at > timezone.now()  # the sweeper leaves it to the countdown
+
+        Document.objects.filter(pk=document.pk).update(attempts=settings.KNOWLEDGE_MAX_ATTEMPTS - 1)
+        assert ingestion.ingest(document.pk, 1) == "failed"
+    document.refresh_from_db()
+    assert document.status == "failed"
+    assert "overloaded" in document.error
+
+
+def test_ingestion_refuses_to_mix_embedders_but_a_lone_document_may_switch(user, add_document):
+    first = add_document(user, "Hours", "We open at 9 am.")
+
+    with override_settings(EMBEDDINGS_DIM=256):
+        second = add_document(user, "Parking", "Free parking.", expect="failed")
+        assert "built with hashing-v1 (384 dims)" in second.error
+        assert "rebuild_knowledge" in second.error
+
+        services.delete_document(second)
+        services.update_document(first, content="We open at 10 am.")
+        assert ingestion.ingest(first.pk, first.generation).startswith("ready")
+
+    assert set(Chunk.objects.filter(user=user).values_list("dim", flat=True)) == {256}
+
+
+def test_the_sweep_recovers_stale_work_and_gives_up_after_the_attempts(user, settings):
+    old = timezone.now() - timedelta(hours=1)
+    fresh = Document.objects.create(
+        user=user, title="live", content="x", status="indexing", heartbeat_at=timezone.now()
+    )
+    Document.objects.create(user=user, title="stale", content="x", status="indexing", heartbeat_at=old)
+    dead = Document.objects.create(
+        user=user,
+        title="dead",
+        content="x",
+        status="indexing",
+        heartbeat_at=old,
+        attempts=settings.KNOWLEDGE_MAX_ATTEMPTS,
+    )
+    lost = Document.objects.create(user=user, title="lost", content="x", status="queued", enqueued_at=old)
+
+    assert sweep_documents() == {"failed": 1, "recovered": 1, "requeued": 1}
+
+    statuses = dict(Document.objects.values_list("title", "status"))
+    assert statuses == {"live": "indexing", "stale": "queued", "dead": "failed", "lost": "queued"}
+    assert "stopped responding" in Document.objects.get(pk=dead.pk).error
+    assert Document.objects.get(pk=lost.pk).enqueued_at > old
+    assert Document.objects.get(pk=fresh.pk).heartbeat_at is not None
+    assert sweep_documents() == {"failed": 0, "recovered": 0, "requeued": 0}
+
+
+def test_retry_resets_failed_and_stuck_documents_only(user, add_document):
+    ready = add_document(user, "ok", "fine")
+    failed = Document.objects.create(user=user, title="f", content="x", status="failed", attempts=3, error="boom")
+    busy = Document.objects.create(user=user, title="b", content="x", status="indexing", heartbeat_at=timezone.now())
+
+    assert services.retry_documents(Document.objects.all()) == 1
+
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempts, failed.error) == ("queued", 0, "")
+    assert Document.objects.get(pk=ready.pk).status == "ready"
+    assert Document.objects.get(pk=busy.pk).status == "indexing"
+
+
+def test_pinecone_keeps_one_live_version_and_deleted_documents_out_of_results(user, add_document, pinecone_settings):
+    document = add_document(user, "Hours", "We open at 9 am every weekday.")
+    namespace = pinecone_settings.namespaces[f"user-{user.pk}"]
+    assert sorted(namespace) == [f"d{document.pk}:g1:p0"]
+    assert namespace[f"d{document.pk}:g1:p0"]["metadata"]["embedder"] == "hashing-v1"
+
+    services.update_document(document, content="We open at 11 am on weekdays.")
+    ingestion.ingest(document.pk, 2)
+    assert sorted(namespace) == [f"d{document.pk}:g2:p0"]
+    assert [r.text for r in search.search(user_id=user.pk, query="open weekdays", k=5)] == [
+        "We open at 11 am on weekdays."
+    ]
+
+    document_id = document.pk
+    services.delete_document(document)
+    # The store still holds the vectors until the cleanup task runs; search ignores them.
+    assert search.search(user_id=user.pk, query="open weekdays", k=5) == []
+    assert delete_document_vectors.apply(args=(user.pk, document_id)).successful()
+    assert namespace == {}
