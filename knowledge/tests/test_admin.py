@@ -1,0 +1,113 @@
+"""The documents admin: constant queries, retry, delete, and the try-a-search page."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import User
+from knowledge.models import Chunk, Document
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/knowledge/document/"
+SEARCH_PAGE = "/admin/knowledge/document/search/"
+
+
+@pytest.fixture
+def staff(make_user) -> Client:
+    client = Client()
+    client.force_login(make_user(role=User.Role.ADMIN, is_superuser=True))
+    return client
+
+
+def populate(make_user, add_document, count: int) -> None:
+    for number in range(count):
+        owner = make_user()
+        add_document(owner, f"FAQ {number}", f"Question {number}: we open at {number} am.")
+        Document.objects.create(user=owner, title=f"Stuck {number}", content="x", status="failed", error="boom")
+
+
+def count_queries(client: Client, path: str) -> int:
+    with CaptureQueriesContext(connection) as context:
+        response = client.get(path)
+    assert response.status_code == 200
+    return len(context.captured_queries)
+
+
+def test_the_changelist_runs_a_constant_number_of_queries(staff, make_user, add_document):
+    populate(make_user, add_document, 2)
+    few = count_queries(staff, CHANGELIST)
+    populate(make_user, add_document, 12)
+    assert count_queries(staff, CHANGELIST) == few
+
+
+def test_the_changelist_shows_status_progress_and_chunks(staff, user, add_document):
+    add_document(user, "Parking", "Free parking behind the store.")
+    Document.objects.create(user=user, title="Busy", content="x", status="indexing", chunks_done=3, chunks_total=8)
+
+    page = staff.get(CHANGELIST).content.decode()
+
+    assert "Parking" in page
+    assert "3/8 (37%)" in page
+    assert f"User {user.pk}" in page
+    assert "Try a search" in page
+
+
+def test_the_change_page_renders_read_only(staff, user, add_document):
+    document = add_document(user, "Parking", "Free parking behind the store.")
+    page = staff.get(f"{CHANGELIST}{document.pk}/change/")
+    assert page.status_code == 200
+    assert "Free parking behind the store." in page.content.decode()
+    assert staff.get(f"{CHANGELIST}add/").status_code == 403
+
+
+def test_the_retry_action_requeues_failed_documents(staff, user, add_document):
+    ready = add_document(user, "ok", "fine")
+    failed = Document.objects.create(user=user, title="f", content="x", status="failed", error="boom")
+
+    response = staff.post(CHANGELIST, {"action": "retry", "_selected_action": [ready.pk, failed.pk]}, follow=True)
+
+    assert "Queued 1 document(s)" in response.content.decode()
+    assert "Skipped 1" in response.content.decode()
+    assert Document.objects.get(pk=failed.pk).status == "queued"
+    assert Document.objects.get(pk=ready.pk).status == "ready"
+
+
+def test_deleting_in_the_admin_removes_the_chunks(staff, user, add_document):
+    document = add_document(user, "Parking", "Free parking behind the store.")
+    response = staff.post(
+        CHANGELIST, {"action": "delete_selected", "_selected_action": [document.pk], "post": "yes"}, follow=True
+    )
+    assert response.status_code == 200
+    assert not Document.objects.exists()
+    assert not Chunk.objects.exists()
+
+
+def test_the_search_page_queries_one_users_knowledge_base(staff, user, other_user, add_document):
+    add_document(user, "Parking", "Free parking behind the store.")
+    add_document(other_user, "Secret", "Parking codes for staff only.")
+
+    page = staff.get(SEARCH_PAGE, {"user": user.pk, "query": "parking", "k": 5}).content.decode()
+
+    assert "Free parking behind the store." in page
+    assert "Parking codes" not in page
+    assert "hashing-v1 (384 dims)" in page
+
+
+def test_the_search_page_explains_bad_input(staff, user, add_document):
+    add_document(user, "Parking", "Free parking behind the store.")
+    assert "There is no user 987654" in staff.get(SEARCH_PAGE, {"user": 987654, "query": "x"}).content.decode()
+    with override_settings(EMBEDDINGS_DIM=64):
+        page = staff.get(SEARCH_PAGE, {"user": user.pk, "query": "parking", "k": 5}).content.decode()
+    assert "Run manage.py rebuild_knowledge" in page
+
+
+def test_the_search_page_is_for_staff_only(user):
+    client = Client()
+    client.force_login(user)
+    response = client.get(SEARCH_PAGE, {"user": user.pk, "query": "x"})
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
