@@ -79,7 +79,7 @@ def record_failure(delivery_id: int, exc: Exception) -> None:
 
 
 def process_pending_deliveries(budget_seconds: float, batch_size: int = 50) -> tuple[int, bool]:
-    """Process pending deliveries, oldest first, until none is left or the budget is spent.
+    """Process pending deliveries in arrival order until none is left or the budget is spent.
 
     Several workers may run this at once: each delivery is taken under its row lock, and
     one that another worker holds is left to it. A delivery that fails is not tried again
@@ -87,13 +87,16 @@ def process_pending_deliveries(budget_seconds: float, batch_size: int = 50) -> t
     Returns (deliveries processed here, whether pending work was left over).
     """
     deadline = time.monotonic() + budget_seconds
-    tried: set[int] = set()
+    after_id = 0
     processed = 0
     while True:
+        # Keyset pagination by id: each delivery is looked at once per run, whether it was
+        # processed here, failed, or is held by another worker. One committed behind the
+        # cursor has sent its own nudge, which starts a run from the beginning.
         batch = list(
             MetaWebhookDelivery.objects.pending()
-            .exclude(id__in=tried)
-            .order_by("received_at", "id")
+            .filter(id__gt=after_id)
+            .order_by("id")
             .values_list("id", flat=True)[:batch_size]
         )
         if not batch:
@@ -101,7 +104,7 @@ def process_pending_deliveries(budget_seconds: float, batch_size: int = 50) -> t
         for delivery_id in batch:
             if time.monotonic() >= deadline:
                 return processed, True
-            tried.add(delivery_id)
+            after_id = delivery_id
             try:
                 started = process_delivery(delivery_id)
             except Exception as exc:

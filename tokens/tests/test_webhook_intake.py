@@ -237,3 +237,29 @@ def test_processing_queries_do_not_grow_with_the_number_of_events(client, user):
         return len(captured.captured_queries)
 
     assert queries_for(1) == queries_for(20)
+
+
+def test_pending_deliveries_are_processed_in_order_and_a_failing_one_is_set_aside(client, user, monkeypatch, settings):
+    settings.META_WEBHOOK_MAX_ATTEMPTS = 2
+    connect(user)
+    make_flow(user, {"type": "instagram.comment", "config": {}}, [REPLY])
+    good = [receive(client, comment_payload("price")) for _ in range(3)]
+    bad = receive(client, comment_payload("this one breaks"))
+    real_parse = services.events.parse
+
+    def parse(payload):
+        if "breaks" in json.dumps(payload):
+            raise RuntimeError("a bug")
+        return real_parse(payload)
+
+    monkeypatch.setattr(services.events, "parse", parse)
+    assert services.process_pending_deliveries(30, batch_size=2) == (3, False)
+    assert FlowExecution.objects.count() == 3
+    assert all(d.pk < bad.pk for d in good)
+    bad.refresh_from_db()
+    assert (bad.processed_at, bad.attempts) == (None, 1)
+    assert bad.last_error.startswith("RuntimeError at ")
+    assert MetaWebhookDelivery.objects.pending().get() == bad
+
+    services.process_pending_deliveries(30)  # the sweeper's next nudge: the last attempt
+    assert not MetaWebhookDelivery.objects.pending().exists()  # given up, visible in the admin
