@@ -301,8 +301,8 @@ META_WEBHOOK_REQUEUE_SECONDS = envint("META_WEBHOOK_REQUEUE_SECONDS", 30)
 META_WEBHOOK_MAX_ATTEMPTS = envint("META_WEBHOOK_MAX_ATTEMPTS", 5)
 # Processed deliveries hold message text: kept this long for support, then deleted.
 META_WEBHOOK_RETENTION_HOURS = envint("META_WEBHOOK_RETENTION_HOURS", 72)
-# Signed deliveries accepted per minute across all web processes (0: no limit). Above it
-# Meta gets a 429 and retries later.
+# Signed deliveries accepted per minute by each web process (0: no limit). Above it Meta
+# gets a 429 and retries later.
 META_WEBHOOK_RATE_LIMIT = envint("META_WEBHOOK_RATE_LIMIT", 120000)
 
 # --- Knowledge base ------------------------------------------------------------------
