@@ -334,6 +334,9 @@ KNOWLEDGE_MAX_ATTEMPTS = envint("KNOWLEDGE_MAX_ATTEMPTS", 3)
 # pgvector HNSW search: candidate list size, and the cap of the iterative (filtered) scan.
 KNOWLEDGE_HNSW_EF_SEARCH = envint("KNOWLEDGE_HNSW_EF_SEARCH", 100)
 KNOWLEDGE_HNSW_MAX_SCAN_TUPLES = envint("KNOWLEDGE_HNSW_MAX_SCAN_TUPLES", 20000)
+# Memory for rebuilding HNSW indexes after a GDPR purge; the build is much faster when the
+# graph fits (about 4 * dim bytes + ~100 bytes per chunk).
+KNOWLEDGE_REINDEX_MEMORY = env("KNOWLEDGE_REINDEX_MEMORY", "512MB")
 EMBEDDINGS_TIMEOUT = envint("EMBEDDINGS_TIMEOUT", 30)
 # Send "dimensions" to the embeddings API (text-embedding-3 models shorten their vectors to
 # EMBEDDINGS_DIM); switch it off for OpenAI-compatible servers that reject the parameter.

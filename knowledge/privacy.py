@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 from django.conf import settings
@@ -46,10 +47,25 @@ def after_purge(report: Callable[[str], None]) -> None:
     """
     if settings.VECTOR_STORE != "pgvector":
         return
-    report("vacuuming knowledge_chunks (HNSW indexes drop the erased vectors)")
+    started = time.monotonic()
     with connection.cursor() as cursor:
+        # pgvector's advice: rebuild HNSW indexes before vacuuming. Vacuum would otherwise
+        # repair every neighbour list that pointed at an erased vector, one search each,
+        # which is slower than building the graph afresh without them.
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'knowledge_chunks' AND indexdef ILIKE '%%USING hnsw%%'"
+        )
+        hnsw_indexes = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SELECT set_config('maintenance_work_mem', %s, false)", [settings.KNOWLEDGE_REINDEX_MEMORY])
+        for name in hnsw_indexes:
+            cursor.execute(f"REINDEX INDEX CONCURRENTLY {connection.ops.quote_name(name)}")
+        cursor.execute("RESET maintenance_work_mem")
         cursor.execute("VACUUM (ANALYZE) knowledge_chunks")
         cursor.execute("VACUUM (ANALYZE) knowledge_documents")
+    report(
+        f"rebuilt {len(hnsw_indexes)} HNSW index(es) and vacuumed knowledge_chunks: the erased vectors are gone "
+        f"({time.monotonic() - started:.1f} s)"
+    )
 
 
 def export_user(user) -> dict[str, Iterator[dict]]:
