@@ -118,3 +118,23 @@ def test_admin_edits_are_validated(staff, user):
     assert "the flow needs a trigger node" in response.content.decode()
     flow.refresh_from_db()
     assert flow.status == "draft"
+
+
+def test_the_admin_index_charts_executions_per_hour_by_status(staff, user, django_assert_max_num_queries):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    flow = Flow.objects.create(user=user, name="f", flow_data=GRAPH)
+    now = timezone.now()
+    FlowExecution.objects.bulk_create(
+        [FlowExecution(flow=flow, user=user, status="succeeded", started_at=now) for _ in range(3)]
+        + [FlowExecution(flow=flow, user=user, status="failed", started_at=now - timedelta(hours=2))]
+        + [FlowExecution(flow=flow, user=user, status="succeeded", started_at=now - timedelta(days=2))]
+    )
+    with django_assert_max_num_queries(12):
+        page = staff.get("/admin/").content.decode()
+    assert 'id="executions-per-hour"' in page
+    assert f'data-hour="{now:%H}" data-status="succeeded" data-count="3"' in page
+    assert f'data-hour="{now - timedelta(hours=2):%H}" data-status="failed" data-count="1"' in page
+    assert page.count('class="inflow-bar"') == 2  # the run of two days ago is out of range
