@@ -235,7 +235,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def group_cpu_seconds(pgid: int) -> float:
-    """CPU time (user + system) used so far by every live process of a process group."""
+    """CPU time (user + system) used so far by a process group, recycled workers included."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for entry in Path("/proc").iterdir():
@@ -246,7 +246,9 @@ def group_cpu_seconds(pgid: int) -> float:
         except OSError:
             continue
         if int(fields[2]) == pgid:  # fields after the command: state, ppid, pgrp, ...
-            total += int(fields[11]) + int(fields[12])
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+            if int(entry.name) == pgid:  # the master also carries its recycled workers' time
+                total += int(fields[13]) + int(fields[14])  # cutime, cstime
     return total / ticks
 
 
