@@ -125,7 +125,7 @@ WHERE e.id = %(id)s AND f.id = e.flow_id AND NOT e.cancel_requested AND (
     OR (e.status = 'waiting' AND e.resume_at <= now())
     OR (e.status = 'running' AND e.heartbeat_at < now() - make_interval(secs => %(stale)s))
 )
-RETURNING e.id, e.flow_id, e.user_id, e.trigger_data, e.state, f.flow_data
+RETURNING e.id, e.flow_id, e.user_id, e.trigger_data, e.state, f.flow_data, jsonb_array_length(e.execution_log)
 """
 
 
@@ -144,7 +144,7 @@ def claim(execution_id: int) -> dict | None:
         row = _fetch_claim(params)
     if row is None:
         return None
-    columns = ["id", "flow_id", "user_id", "trigger_data", "state", "flow_data"]
+    columns = ["id", "flow_id", "user_id", "trigger_data", "state", "flow_data", "log_length"]
     claimed = dict(zip(columns, row, strict=True))
     claimed["lease"] = lease
     return claimed

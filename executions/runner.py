@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from executions.engine import Engine, Limits, Outcome, Signal
@@ -28,15 +28,21 @@ from flows.models import NodeType
 
 logger = logging.getLogger(__name__)
 
+# Each write names the log length it expects, so retrying it after a lost connection can
+# never append an entry twice (see DatabaseJournal.record).
 APPEND_SQL = """
 UPDATE flow_executions SET execution_log = execution_log || jsonb_build_array(%s::jsonb),
     state = %s::jsonb, heartbeat_at = now()
-WHERE id = %s AND lease = %s RETURNING cancel_requested
+WHERE id = %s AND lease = %s AND jsonb_array_length(execution_log) = %s RETURNING cancel_requested
 """
 REPLACE_LAST_SQL = """
 UPDATE flow_executions SET execution_log = jsonb_set(execution_log, '{-1}', %s::jsonb),
     state = %s::jsonb, heartbeat_at = now()
-WHERE id = %s AND lease = %s RETURNING cancel_requested
+WHERE id = %s AND lease = %s AND jsonb_array_length(execution_log) = %s RETURNING cancel_requested
+"""
+WRITTEN_SQL = """
+SELECT cancel_requested FROM flow_executions
+WHERE id = %s AND lease = %s AND jsonb_array_length(execution_log) = %s AND execution_log -> -1 = %s::jsonb
 """
 FINISH_SQL = """
 UPDATE flow_executions SET status = %(status)s, error = %(error)s, completed_at = %(completed_at)s,
@@ -54,6 +60,7 @@ WHERE id = %(id)s AND lease = %(lease)s
 class DatabaseJournal:
     execution_id: int
     lease: uuid.UUID
+    log_length: int = 0
     # The step that ended the run: written by finish() in the same statement as the final
     # status, rather than in a statement of its own right before it.
     final_entry: tuple[dict, bool] | None = None
@@ -63,12 +70,36 @@ class DatabaseJournal:
             self.final_entry = (entry, replace_last)
             return Signal.CONTINUE
         sql = REPLACE_LAST_SQL if replace_last else APPEND_SQL
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [json.dumps(entry), json.dumps(state), self.execution_id, self.lease])
-            row = cursor.fetchone()
+        entry_json = json.dumps(entry)
+        params = [entry_json, json.dumps(state), self.execution_id, self.lease, self.log_length]
+        try:
+            row = _fetch_one(sql, params)
+        except (InterfaceError, OperationalError):
+            # The connection dropped (database restart, network). Reconnect and try once
+            # more: the length condition makes a second append impossible, and if the first
+            # attempt did commit, the entry is already there under our lease.
+            logger.warning("execution %s: database connection lost while saving a step; retrying", self.execution_id)
+            connection.close()
+            row = _fetch_one(sql, params)
+            if row is None:
+                written_length = self.log_length if replace_last else self.log_length + 1
+                row = _fetch_one(WRITTEN_SQL, [self.execution_id, self.lease, written_length, entry_json])
         if row is None:
             return Signal.LOST
+        if not replace_last:
+            self.log_length += 1
         return Signal.CANCEL if row[0] else Signal.CONTINUE
+
+
+def _fetch_one(sql: str, params: list) -> tuple | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def _fetch_none(sql: str, params: list | dict) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 class Heartbeat:
@@ -171,7 +202,7 @@ def run(execution_id: int) -> Outcome | None:
 
     heartbeat = Heartbeat.get()
     heartbeat.track(execution_id, lease)
-    journal = DatabaseJournal(execution_id, lease)
+    journal = DatabaseJournal(execution_id, lease, log_length=claimed["log_length"])
     try:
         outcome = engine.run(state, journal)
     finally:
@@ -206,8 +237,14 @@ def _finish(
         "id": execution_id,
         "lease": lease,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(FINISH_SQL, params)
+    try:
+        _fetch_none(FINISH_SQL, params)
+    except (InterfaceError, OperationalError):
+        # As in record(): the statement is conditional on our lease, so a retry after a
+        # first attempt that did commit simply matches nothing.
+        logger.warning("execution %s: database connection lost while finishing; retrying", execution_id)
+        connection.close()
+        _fetch_none(FINISH_SQL, params)
     if waiting:
         from executions.tasks import schedule_resume
 

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import OwnedQuerysetMixin, loads_strict
+from core.ratelimit import rate_limited
 from core.views import json_error
 from executions.filters import ExecutionFilter
 from executions.models import FlowExecution
@@ -44,6 +45,7 @@ class Conflict(exceptions.APIException):
 
 @csrf_exempt
 @require_POST
+@rate_limited("webhooks", key=lambda request: f"flow:{request.resolver_match.kwargs['flow_id']}")
 def flow_webhook(request: HttpRequest, flow_id: int, secret: str) -> JsonResponse:
     """`trigger.webhook`: a JSON object POSTed to the flow's secret URL starts a run.
 

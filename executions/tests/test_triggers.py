@@ -155,3 +155,14 @@ def test_retention_deletes_old_finished_runs_only(user, settings, django_assert_
 
     assert deleted == 27
     assert sorted(FlowExecution.objects.values_list("status", flat=True)) == ["running", "succeeded", "waiting"]
+
+
+def test_the_generic_webhook_is_rate_limited_per_flow(api, anon, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"webhooks": "3/min"}}
+    flow = create(api, graph("trigger.webhook"))
+    codes = [anon.post(flow["webhook_url"], {"x": n}, format="json").status_code for n in range(4)]
+    assert codes == [202, 202, 202, 429]
+    throttled = anon.post(flow["webhook_url"], {}, format="json")
+    assert throttled.json()["code"] == "throttled"
+    assert int(throttled["Retry-After"]) >= 1
+    assert FlowExecution.objects.count() == 3
