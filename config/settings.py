@@ -241,6 +241,13 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Several models have a `status`; each gets its own, stable enum name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "FlowStatusEnum": "flows.models.Flow.Status",
+        "ExecutionStatusEnum": "executions.models.FlowExecution.Status",
+        "TokenStatusEnum": "tokens.models.ApiToken.Status",
+        "DocumentStatusEnum": "knowledge.models.Document.Status",
+    },
     # Swagger UI from our own static files: the CSP allows no third-party scripts.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

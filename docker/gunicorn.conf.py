@@ -20,7 +20,9 @@ keepalive = 5
 
 # Recycle each worker after a while, so a slow leak cannot grow without bound; the jitter
 # keeps the workers from all restarting at once.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "1000"))
+# Recycling a worker re-imports Django; at webhook rates 1000 meant a restart every ~2 s and
+# twice the CPU per request (bench/webhooks.py). 50000 still bounds slow leaks.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "50000"))
 max_requests_jitter = max_requests // 10
 
 # Worker heartbeats go to memory rather than the container's overlay filesystem.
