@@ -58,9 +58,30 @@ def test_database_down_is_a_503():
 
 
 def test_security_headers_on_every_response(anon):
-    for path in ["/healthz", "/api/v1/me/", "/api/v1/missing/", "/admin/login/"]:
-        response = anon.get(path)
+    responses = [
+        anon.get(path) for path in ["/healthz", "/api/v1/me/", "/api/v1/missing/", "/admin/login/", "/api/docs/"]
+    ]
+    responses += [
+        anon.post("/webhooks/meta/", b"{}", content_type="application/json"),
+        anon.get("/webhooks/meta/", {"hub.mode": "subscribe"}),
+        anon.post("/webhooks/flows/1/nope/", {}, format="json"),
+        anon.post("/api/v1/auth/token/", b"{bad", content_type="application/json"),
+    ]
+    for response in responses:
         assert response["X-Content-Type-Options"] == "nosniff"
         assert response["X-Frame-Options"] == "DENY"
         assert "default-src 'self'" in response["Content-Security-Policy"]
         assert response["Referrer-Policy"] == "same-origin"
+        assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+
+
+def test_cors_is_closed_by_default(anon, user, client_for):
+    api = client_for(user)
+    preflight = anon.options(
+        "/api/v1/flows/", HTTP_ORIGIN="https://evil.example", HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST"
+    )
+    assert "Access-Control-Allow-Origin" not in preflight
+    response = api.get("/api/v1/me/", HTTP_ORIGIN="https://evil.example")
+    assert response.status_code == 200
+    assert "Access-Control-Allow-Origin" not in response
+    assert "Access-Control-Allow-Credentials" not in response
