@@ -97,14 +97,15 @@ def retry_documents(documents) -> int:
 
 @transaction.atomic
 def delete_document(document: Document) -> None:
-    user_id, document_id = document.user_id, document.pk
-    document.delete()
-    _schedule_vector_cleanup(user_id, document_id)
+    delete_documents(Document.objects.filter(pk=document.pk))
 
 
 @transaction.atomic
 def delete_documents(documents) -> int:
-    pairs = list(documents.values_list("user_id", "pk"))
+    # Lock first: an indexing run finishing right now holds the row while it inserts its
+    # chunks. Waiting for it means the cascade below sees (and deletes) those chunks too,
+    # instead of the delete tripping over rows it did not know about.
+    pairs = list(documents.select_for_update().values_list("user_id", "pk"))
     Document.objects.filter(pk__in=[pk for _, pk in pairs]).delete()
     for user_id, document_id in pairs:
         _schedule_vector_cleanup(user_id, document_id)

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 
 from core.testing import FakeHTTPServer, Reply, wait_for
@@ -13,6 +14,7 @@ from executions.models import FlowExecution
 from flows.models import Flow
 from knowledge.models import Chunk, Document
 from knowledge.tasks import sweep_documents
+from knowledge.tests.fakes import PINECONE_KEY, FakePinecone
 from knowledge.tests.shop import DOCUMENTS
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -143,3 +145,22 @@ def test_knowledge_nodes_read_only_the_flow_owners_namespace(worker, api, user, 
     extractive = run_flow(api, user, {"id": "a", "type": "ai.reply", "config": {}}, "When do you open?")
     assert extractive.execution_log[-1]["output"]["mode"] == "extractive"
     assert extractive.execution_log[-1]["output"]["reply"] == "We open at 9 am."
+
+
+def test_pinecone_through_a_worker_and_a_deleted_user_leaves_nothing(start_worker, api, user, other_user, client_for):
+    with FakePinecone() as pinecone:
+        store = {"VECTOR_STORE": "pinecone", "PINECONE_INDEX_HOST": pinecone.url, "PINECONE_API_KEY": PINECONE_KEY}
+        start_worker(**store)
+        with override_settings(**store):
+            document_id = upload(api, "Returns and refunds", DOCUMENTS["Returns and refunds"])
+            wait_ready(upload(client_for(other_user), "Hours", "We open at 9 am."))
+            assert wait_ready(document_id).status == "ready"
+            namespace = f"user-{user.pk}"
+            assert sorted(pinecone.namespaces[namespace]) == [f"d{document_id}:g1:p0"]
+            results = api.get("/api/v1/knowledge/search/", {"q": "refund"}).json()["results"]
+            assert results[0]["document"]["id"] == document_id
+
+            user.delete()  # the worker removes the namespace once the deletion commits
+
+            wait_for(lambda: namespace not in pinecone.namespaces, 30, message="namespace deleted")
+        assert f"user-{other_user.pk}" in pinecone.namespaces
