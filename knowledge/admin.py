@@ -48,6 +48,7 @@ class DocumentAdmin(admin.ModelAdmin):
         "chunk_count",
         "embedder",
         "embedding_dim",
+        "vector_store",
         "generation",
         "indexed_generation",
         "attempts",

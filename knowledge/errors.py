@@ -42,6 +42,19 @@ class EmbedderMismatch(KnowledgeError):
         )
 
 
+class StoreMismatch(KnowledgeError):
+    """The namespace's chunks live in another vector store than the configured one."""
+
+    status_code = 409
+    code = "store_mismatch"
+
+    def __init__(self, built_in: str, now_in: str) -> None:
+        super().__init__(
+            f"The knowledge base was indexed into {built_in}; the server now uses {now_in} (VECTOR_STORE). "
+            "Run manage.py rebuild_knowledge to index it there."
+        )
+
+
 class ServiceUnavailable(KnowledgeError):
     """A timeout, a refused connection, a 429 or a 5xx from the embeddings API or a store."""
 

@@ -142,6 +142,7 @@ def index(
             indexed_generation=generation,
             embedder=embedder.name,
             embedding_dim=embedder.dim,
+            vector_store=store.name,
             chunk_count=len(chunks),
             chunks_done=total,
             error="",

@@ -41,6 +41,8 @@ class Document(models.Model):
     # What the live chunks were built with; compared with the configured embedder.
     embedder = models.CharField(max_length=120, blank=True, editable=False)
     embedding_dim = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    # ...and where they were stored (VECTOR_STORE), compared with the configured store.
+    vector_store = models.CharField(max_length=20, blank=True, editable=False)
     chunk_count = models.PositiveIntegerField(default=0, editable=False, help_text="Chunks of the live version.")
     # Progress of the current indexing run.
     chunks_done = models.PositiveIntegerField(default=0, editable=False)

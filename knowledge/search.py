@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from knowledge.embeddings import Embedder, get_embedder
-from knowledge.errors import EmbedderMismatch
+from knowledge.errors import EmbedderMismatch, StoreMismatch
 from knowledge.models import Document
 from knowledge.stores import get_store
 
@@ -27,21 +29,27 @@ class Result:
         return {"document": {"id": self.document_id, "title": self.title}, "text": text, "score": round(self.score, 4)}
 
 
-def built_with(user_id: int, *, exclude_document: int | None = None) -> set[tuple[str, int]]:
-    """The (embedder, dimension) pairs of a user's live chunks."""
+def built_with(user_id: int, *, exclude_document: int | None = None) -> set[tuple[str, int, str]]:
+    """The (embedder, dimension, store) triples of a user's live chunks."""
     documents = Document.objects.filter(user_id=user_id, indexed_generation__isnull=False)
     if exclude_document is not None:
         documents = documents.exclude(pk=exclude_document)
-    return set(documents.values_list("embedder", "embedding_dim").distinct()[:10])
+    return set(documents.values_list("embedder", "embedding_dim", "vector_store").distinct()[:10])
 
 
 def check_embedder(user_id: int, embedder: Embedder, *, exclude_document: int | None = None) -> bool:
-    """Raise EmbedderMismatch if live chunks come from another embedder; True if any exist."""
-    pairs = built_with(user_id, exclude_document=exclude_document)
-    for name, dim in sorted(pairs):
+    """Raise if live chunks were built by another embedder or kept in another store.
+
+    Returns whether the user has live chunks at all.
+    """
+    store = settings.VECTOR_STORE
+    triples = built_with(user_id, exclude_document=exclude_document)
+    for name, dim, built_in in sorted(triples):
         if (name, dim) != (embedder.name, embedder.dim):
             raise EmbedderMismatch(name, dim, embedder.name, embedder.dim)
-    return bool(pairs)
+        if built_in and built_in != store:  # blank: indexed before stores were recorded
+            raise StoreMismatch(built_in, store)
+    return bool(triples)
 
 
 def search(*, user_id: int, query: str, k: int) -> list[Result]:

@@ -13,6 +13,7 @@ from knowledge import search
 from knowledge.errors import EmbedderMismatch
 from knowledge.models import Chunk, Document
 from knowledge.stores.pgvector import index_exists
+from knowledge.tests.fakes import PINECONE_KEY
 from knowledge.tests.shop import DOCUMENTS
 
 pytestmark = pytest.mark.django_db
@@ -96,3 +97,20 @@ def test_a_document_that_cannot_be_embedded_is_marked_failed(user, add_document)
 def test_an_unknown_user_is_an_error():
     with pytest.raises(CommandError, match="There is no user 999999"):
         rebuild("--user", "999999")
+
+
+def test_a_store_change_blocks_search_until_the_rebuild(api, user, add_document, fake_pinecone):
+    add_document(user, "Parking", "Free parking behind the store.")  # into pgvector
+    pinecone = {"VECTOR_STORE": "pinecone", "PINECONE_INDEX_HOST": fake_pinecone.url, "PINECONE_API_KEY": PINECONE_KEY}
+
+    with override_settings(**pinecone):
+        response = api.get(SEARCH, {"q": "parking"})
+        assert response.status_code == 409
+        assert response.json()["code"] == "store_mismatch"
+        assert "indexed into pgvector; the server now uses pinecone" in response.json()["detail"]
+
+        assert "into pinecone" in rebuild()
+
+        results = api.get(SEARCH, {"q": "parking"}).json()["results"]
+        assert [r["text"] for r in results] == ["Free parking behind the store."]
+    assert len(fake_pinecone.namespaces[f"user-{user.pk}"]) == 1
