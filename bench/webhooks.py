@@ -24,14 +24,11 @@ Run: .venv/bin/python bench/webhooks.py [--seconds 15] [--connections 8]
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import logging
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,29 +37,26 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.support.stack import (  # noqa: E402 (needs ROOT on sys.path)
+    comment_delivery,
+    create_database,
+    drop_database,
+    free_port,
+    group_cpu_seconds,
+    production_env,
+    sign,
+    start_gunicorn,
+    stop,
+)
+
 BENCH_DB = "bench_inflow_meta"
 REDIS_URL = "redis://127.0.0.1:6379/12"
-ADMIN_DB_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 ACCOUNT_ID = "17841400000000777"
 APP_SECRET = secrets.token_urlsafe(32)
 
 # Production-like: DEBUG off, fresh random secrets, HTTPS enforced behind a proxy.
-ENV = {
-    "DJANGO_SETTINGS_MODULE": "bench.support.settings",
-    "DEBUG": "false",
-    "SECRET_KEY": secrets.token_urlsafe(50),
-    "PGCRYPTO_KEY": secrets.token_urlsafe(32),
-    "BLIND_INDEX_KEY": secrets.token_urlsafe(32),
-    "META_APP_SECRET": APP_SECRET,
-    "META_VERIFY_TOKEN": secrets.token_urlsafe(16),
-    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
-    "REDIS_URL": REDIS_URL,
-    "ALLOWED_HOSTS": "127.0.0.1,localhost",
-    "SECURE_PROXY_SSL_HEADER": "true",
-    "WEB_CONCURRENCY": "2",
-    "GUNICORN_THREADS": "4",
-    "LOG_LEVEL": "INFO",
-}
+ENV = production_env(database=BENCH_DB, redis_url=REDIS_URL, app_secret=APP_SECRET)
 os.environ.update(ENV)
 
 WRK_SCRIPT = r"""
@@ -113,19 +107,8 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or sys.exit("wrk could not be installed")
 
 
-def drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect(ADMIN_DB_URL, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
 def setup_database() -> None:
-    import psycopg
-
-    drop_database()
-    with psycopg.connect(ADMIN_DB_URL, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    create_database(BENCH_DB)
     import django
 
     django.setup()
@@ -164,92 +147,15 @@ def write_bodies(path: Path, count: int) -> None:
     now = int(time.time())
     with path.open("w") as out:
         for n in range(count):
-            body = json.dumps(
-                {
-                    "object": "instagram",
-                    "entry": [
-                        {
-                            "id": ACCOUNT_ID,
-                            "time": now,
-                            "changes": [
-                                {
-                                    "field": "comments",
-                                    "value": {
-                                        "from": {"id": f"55500{n:06d}", "username": f"user{n}"},
-                                        "media": {"id": "18000000000000001", "media_product_type": "FEED"},
-                                        "id": f"179000{n:09d}",
-                                        "text": "What's the price?" if n % 2 else "Love it",
-                                    },
-                                }
-                            ],
-                        }
-                    ],
-                },
-                separators=(",", ":"),
+            body = comment_delivery(
+                account_id=ACCOUNT_ID,
+                comment_id=f"179000{n:09d}",
+                from_id=f"55500{n:06d}",
+                username=f"user{n}",
+                text="What's the price?" if n % 2 else "Love it",
+                time_s=now,
             )
-            signature = "sha256=" + hmac.new(APP_SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
-            out.write(f"{signature}\t{body}\n")
-
-
-def start_gunicorn(port: int, log_path: Path) -> subprocess.Popen:
-    log = log_path.open("wb")
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "--config",
-            str(ROOT / "docker" / "gunicorn.conf.py"),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "config.wsgi",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **ENV},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"gunicorn exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            response = httpx.get(f"http://127.0.0.1:{port}/healthz", headers={"X-Forwarded-Proto": "https"})
-            if response.status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    sys.exit("gunicorn did not become healthy in 60 s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """CPU time (user + system) used so far by a process group, recycled workers included."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:  # fields after the command: state, ppid, pgrp, ...
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-            if int(entry.name) == pgid:  # the master also carries its recycled workers' time
-                total += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return total / ticks
+            out.write(f"{sign(body, APP_SECRET)}\t{body.decode()}\n")
 
 
 def run_wrk(wrk: str, script: Path, bodies: Path, port: int, path: str, seconds: int, connections: int) -> dict:
@@ -317,9 +223,9 @@ def main() -> None:
     script, bodies = workdir / "signed.lua", workdir / "bodies.tsv"
     script.write_text(WRK_SCRIPT)
     write_bodies(bodies, args.bodies)
-    port = 18000 + secrets.randbelow(1000)
+    port = free_port()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the readiness probe's request lines
-    gunicorn = start_gunicorn(port, workdir / "gunicorn.log")
+    gunicorn = start_gunicorn(ENV, port, workdir / "gunicorn.log")
     try:
         print(
             f"gunicorn (gthread, {ENV['WEB_CONCURRENCY']} workers x {ENV['GUNICORN_THREADS']} threads, "
@@ -357,7 +263,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        drop_database()
+        drop_database(BENCH_DB)
         broker.flushdb()
         shutil.rmtree(workdir, ignore_errors=True)
 
