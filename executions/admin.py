@@ -74,7 +74,8 @@ class FlowExecutionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Picture")
     def picture(self, execution: FlowExecution) -> str:
-        return mark_safe(render_svg(execution.flow.flow_data, execution.execution_log))  # noqa: S308 (escaped)
+        picture = mark_safe(render_svg(execution.flow.flow_data, execution.execution_log))  # noqa: S308 (escaped)
+        return format_html('<div class="inflow-wide">{}</div>', picture)
 
     @admin.display(description="Steps")
     def steps(self, execution: FlowExecution) -> str:
@@ -87,7 +88,9 @@ class FlowExecutionAdmin(admin.ModelAdmin):
                 entry.get("type"),
                 entry.get("status"),
                 entry.get("attempt"),
-                entry.get("started_at") or "",
+                str(entry.get("started_at") or ""),
+                # The engine writes ISO 8601 in UTC: to the second is what a reader needs.
+                str(entry.get("started_at") or "")[:19].replace("T", " "),
                 "" if entry.get("duration_ms") is None else f"{entry['duration_ms']:.1f} ms",
                 entry.get("error") or entry.get("decision") or "",
                 _preview(entry.get("output")),
@@ -96,13 +99,14 @@ class FlowExecutionAdmin(admin.ModelAdmin):
         )
         body = format_html_join(
             "",
-            '<tr><td>{1}</td><td>{2}</td><td style="color:{0};font-weight:bold">{3}</td><td>{4}</td><td>{5}</td>'
-            "<td>{6}</td><td>{7}</td><td><code>{8}</code></td></tr>",
+            '<tr><td>{1}</td><td>{2}</td><td style="color:{0};font-weight:bold">{3}</td><td>{4}</td>'
+            '<td title="{5}">{6}</td><td>{7}</td><td>{8}</td><td><code>{9}</code></td></tr>',
             rows,
         )
         return format_html(
-            '<table class="inflow-steps"><thead><tr><th>Node</th><th>Type</th><th>Status</th><th>Attempt</th>'
-            "<th>Started</th><th>Duration</th><th>Error</th><th>Output</th></tr></thead><tbody>{}</tbody></table>",
+            '<div class="inflow-wide"><table class="inflow-steps"><thead><tr><th>Node</th><th>Type</th><th>Status</th>'
+            "<th>Attempt</th><th>Started (UTC)</th><th>Duration</th><th>Error</th><th>Output</th></tr></thead>"
+            "<tbody>{}</tbody></table></div>",
             body,
         )
 

@@ -20,7 +20,10 @@ STATUS_COLOURS = {
     "waiting": "#f29900",
     "pending": "#a142f4",
 }
-WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 760, 220, 44, 36, 12
+# Sized for the admin dashboard's 600-pixel content column (less the module's padding), so
+# all 24 hours show at full size; on narrower screens the picture scales down.
+WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 576, 220, 36, 36, 12
+LEGEND_SPACING = 90
 
 
 def hourly_counts(now: datetime | None = None) -> tuple[list[datetime], dict[datetime, dict[str, int]]]:
@@ -50,7 +53,7 @@ def render_chart(now: datetime | None = None) -> str:
     parts = [
         f'<svg class="inflow-chart" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT + 24}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT + 24}" role="img" aria-label="Executions per hour by status, last 24 hours" '
-        'font-family="sans-serif" font-size="11">',
+        'font-family="sans-serif" font-size="11" style="max-width: 100%; height: auto">',
         f'<line x1="{LEFT}" y1="{TOP + plot_height}" x2="{WIDTH - 10}" y2="{TOP + plot_height}" stroke="#dadce0"/>',
         f'<text x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end" fill="#5f6368">{peak}</text>',
         f'<text x="{LEFT - 6}" y="{TOP + plot_height}" text-anchor="end" fill="#5f6368">0</text>',
@@ -69,7 +72,7 @@ def render_chart(now: datetime | None = None) -> str:
                 f'x="{x:.1f}" y="{y:.1f}" width="{slot - 4:.1f}" height="{height:.1f}" fill="{colour}">'
                 f"<title>{hour:%H}:00 {escape(status)}: {count}</title></rect>"
             )
-        if index % 3 == 0:
+        if (len(hours) - 1 - index) % 3 == 0:  # every third hour, ending with the current one
             parts.append(
                 f'<text x="{x + (slot - 4) / 2:.1f}" y="{TOP + plot_height + 14}" text-anchor="middle" '
                 f'fill="#5f6368">{hour:%H}h</text>'
@@ -80,6 +83,6 @@ def render_chart(now: datetime | None = None) -> str:
             f'<rect x="{legend_x}" y="{HEIGHT + 8}" width="10" height="10" fill="{colour}"/>'
             f'<text x="{legend_x + 14}" y="{HEIGHT + 17}" fill="#202124">{status}</text>'
         )
-        legend_x += 100
+        legend_x += LEGEND_SPACING
     parts.append("</svg>")
     return "".join(parts)

@@ -74,7 +74,8 @@ class FlowAdmin(admin.ModelAdmin):
 
     @admin.display(description="Picture")
     def graph(self, flow: Flow) -> str:
-        return mark_safe(render_svg(flow.flow_data))  # noqa: S308 (render_svg escapes every label)
+        picture = mark_safe(render_svg(flow.flow_data))  # noqa: S308 (render_svg escapes every label)
+        return format_html('<div class="inflow-wide">{}</div>', picture)
 
     @admin.display(description="Problems")
     def problems(self, flow: Flow) -> str:

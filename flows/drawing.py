@@ -18,6 +18,7 @@ from flows import catalog
 
 NODE_WIDTH, NODE_HEIGHT = 170, 58
 COLUMN_GAP, ROW_GAP, MARGIN = 70, 28, 24
+MIN_SCALE = 0.8
 CATEGORY_FILL = {"trigger": "#e8f0fe", "action": "#fef3e2", "logic": "#f1f3f4", "knowledge": "#e6f4ea"}
 STATUS_STROKE = {
     "succeeded": "#188038",
@@ -98,6 +99,22 @@ def _layout(nodes: list[dict], edges: list[dict]) -> dict[str, tuple[float, floa
     }
 
 
+def _port_anchors(nodes: list[dict], edges: list[dict]) -> dict[str, dict[str, float]]:
+    """Where each output port leaves its node: spread down the right side, in the catalog's order."""
+    used: dict[str, list[str]] = defaultdict(list)
+    for edge in edges:
+        port = edge.get("port", "out")
+        if port not in used[edge.get("source")]:
+            used[edge.get("source")].append(port)
+    anchors: dict[str, dict[str, float]] = {}
+    for node in nodes:
+        spec = catalog.get_spec(str(node.get("type")))
+        ports = used[node["id"]]
+        ports.sort(key=lambda port: spec.ports.index(port) if spec and port in spec.ports else len(ports))
+        anchors[node["id"]] = {port: NODE_HEIGHT * (i + 1) / (len(ports) + 1) for i, port in enumerate(ports)}
+    return anchors
+
+
 def _truncate(text: str, length: int) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
@@ -107,7 +124,11 @@ def render_svg(flow_data: object, execution_log: list[dict] | None = None) -> st
     if not isinstance(flow_data, dict):
         return ""
     nodes = [n for n in flow_data.get("nodes", []) if isinstance(n, dict) and isinstance(n.get("id"), str)]
-    edges = [e for e in flow_data.get("edges", []) if isinstance(e, dict)]
+    edges = [  # a draft may hold anything: only edges of string ids and ports can be drawn
+        e
+        for e in flow_data.get("edges", [])
+        if isinstance(e, dict) and all(isinstance(e.get(key, "out"), str) for key in ("source", "target", "port"))
+    ]
     if not nodes:
         return '<p class="inflow-graph-empty">This flow has no nodes yet.</p>'
     positions = _layout(nodes, edges)
@@ -123,18 +144,21 @@ def render_svg(flow_data: object, execution_log: list[dict] | None = None) -> st
     height = max(y for _, y in positions.values()) + NODE_HEIGHT + MARGIN
     parts = [
         f'<svg class="inflow-graph" xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-        f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="Flow graph" font-family="sans-serif">',
+        f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" aria-label="Flow graph" font-family="sans-serif" '
+        # Shrinks a little to fit a narrow page; a wider graph scrolls rather than turn illegible.
+        f'style="max-width: 100%; height: auto; min-width: {width * MIN_SCALE:.0f}px">',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="10" markerHeight="10" '
         'markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
         '<path d="M 0 0 L 10 5 L 0 10 z" fill="#5f6368"/></marker></defs>',
     ]
+    anchors = _port_anchors(nodes, edges)
     for edge in edges:
         source, target = edge.get("source"), edge.get("target")
         if source not in positions or target not in positions:
             continue
         port = edge.get("port", "out")
         (sx, sy), (tx, ty) = positions[source], positions[target]
-        x1, y1, x2, y2 = sx + NODE_WIDTH, sy + NODE_HEIGHT / 2, tx, ty + NODE_HEIGHT / 2
+        x1, y1, x2, y2 = sx + NODE_WIDTH, sy + anchors[source].get(port, NODE_HEIGHT / 2), tx, ty + NODE_HEIGHT / 2
         taken = execution_log is not None and (
             (source, port) in taken_ports or (source in trigger_ids and target in steps)
         )
@@ -146,11 +170,12 @@ def render_svg(flow_data: object, execution_log: list[dict] | None = None) -> st
             f'stroke-width="{3 if taken else 1.5}" marker-end="url(#arrow)"/>'
         )
         if port != "out":
-            # A quarter of the way along, so two ports leaving one node do not overlap.
-            label_x, label_y = x1 + (x2 - x1) * 0.25, y1 + (y2 - y1) * 0.25 - 5
+            # Beside the start of its own edge, on the side the edge turns away from, so
+            # neither the edge nor a sibling port's label crosses it.
+            label_y = y1 + 13 if y2 < y1 else y1 - 5
             parts.append(
-                f'<text class="inflow-port" x="{label_x:.0f}" y="{label_y:.0f}" font-size="11" '
-                f'text-anchor="middle" fill="#5f6368">{escape(str(port))}</text>'
+                f'<text class="inflow-port" x="{x1 + 6:.0f}" y="{label_y:.0f}" font-size="11" '
+                f'fill="#5f6368">{escape(str(port))}</text>'
             )
     for node in nodes:
         node_id = node["id"]
