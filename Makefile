@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format migrate services docker-env bench clean-venv
+.PHONY: install run test lint format migrate services chromium docker-env bench clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ docker-env: docker/.env
 services:
 	scripts/ensure_services.sh
 	scripts/install_pgvector.sh
+
+# Debian's Chromium, for the browser tests only (`make run` does not need it).
+chromium:
+	scripts/install_chromium.sh
 
 # Everything `make run` needs: venv, .env, services, the database, its schema, the node
 # type catalog and the demo admin.
@@ -59,7 +63,7 @@ DEPLOY_ENV := DEBUG=false ALLOWED_HOSTS=inflow.example.com \
 
 # The tests need no developer database (pytest-django creates test_<name> itself); without
 # one, makemigrations only warns that it cannot compare the migration history with it.
-test: $(STAMP) .env services lint
+test: $(STAMP) .env services chromium lint
 	$(PY) -W "ignore:Got an error checking a consistent migration history:RuntimeWarning" \
 		manage.py makemigrations --check --dry-run
 	env $(DEPLOY_ENV) $(PY) manage.py check --deploy --fail-level WARNING

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install Debian's Chromium for the browser tests (tests marked `browser`).
+#
+# Playwright drives it through executable_path=/usr/bin/chromium; its own browser
+# downloads are not used. Idempotent: does nothing when Chromium is already there.
+set -euo pipefail
+
+if [ -x /usr/bin/chromium ]; then
+  echo "chromium: already installed ($(/usr/bin/chromium --version 2>/dev/null || echo "version unknown"))"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+echo "chromium: installing Debian's chromium package"
+$SUDO apt-get update -qq
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+echo "chromium: installed $(/usr/bin/chromium --version)"
