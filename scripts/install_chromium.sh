@@ -6,7 +6,7 @@
 set -euo pipefail
 
 if [ -x /usr/bin/chromium ]; then
-  echo "chromium: already installed ($(/usr/bin/chromium --version 2>/dev/null || echo "version unknown"))"
+  echo "chromium: already installed ($(dpkg-query -W -f='${Version}' chromium 2>/dev/null || echo "not from apt"))"
   exit 0
 fi
 
@@ -16,4 +16,6 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 echo "chromium: installing Debian's chromium package"
 $SUDO apt-get update -qq
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
-echo "chromium: installed $(/usr/bin/chromium --version)"
+# Not `chromium --version`: Debian's launcher script runs its /dev/shm check first, which
+# prints a shell error where /dev/shm is mounted twice (some containers).
+echo "chromium: installed $(dpkg-query -W -f='${Version}' chromium)"
