@@ -92,6 +92,13 @@ EXECUTION_LOG = [
     _step("crm", "http.request", "failed", 1, 95.2, error="HTTP 500 from crm.example.net"),
     _step("crm", "http.request", "failed", 2, 101.7, error="HTTP 500 from crm.example.net (gave up after 2 attempts)"),
 ]
+# A flow too long for the page: ten nodes in a row.
+LONG_GRAPH = {
+    "nodes": [{"id": "start", "type": "trigger.manual", "config": {}}]
+    + [{"id": f"step{i}", "type": "logic.set", "config": {"values": {"n": i}}} for i in range(1, 10)],
+    "edges": [{"source": "start", "target": "step1"}]
+    + [{"source": f"step{i}", "target": f"step{i + 1}"} for i in range(1, 9)],
+}
 # More runs for the index chart, as (hours ago, status, how many); the execution with the
 # log above adds one failed run an hour ago.
 CHART_RUNS = [(0, "succeeded", 4), (1, "succeeded", 6), (1, "failed", 2), (5, "cancelled", 3)]
@@ -219,6 +226,8 @@ def test_staff_sees_the_admin_pictures_in_chromium(live_server, make_user):
     owner = make_user(name="Flow Owner")
     flow = Flow.objects.create(user=owner, name="Price comments", status=Flow.Status.ACTIVE, flow_data=GRAPH)
     assert flow.graph_errors(complete=True) == []
+    long_flow = Flow.objects.create(user=owner, name="Long", flow_data=LONG_GRAPH)
+    assert long_flow.graph_errors(complete=True) == []
     now = timezone.now()
     execution = FlowExecution.objects.create(
         flow=flow,
@@ -280,6 +289,19 @@ def test_staff_sees_the_admin_pictures_in_chromium(live_server, make_user):
             page.screenshot(path=SCREENSHOTS / "flow.png", full_page=True)
             _assert_svg_fits(page, "svg.inflow-graph")
             _assert_nothing_scrolls(page)
+            _assert_clean(page, problems)
+
+            # Too wide even shrunk: the picture scrolls sideways inside its field, cut off nowhere.
+            page.goto(f"{live_server.url}/admin/flows/flow/{long_flow.pk}/change/")
+            wide = page.locator(".field-graph .inflow-wide")
+            assert wide.evaluate("e => e.scrollWidth > e.clientWidth")
+            assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+            last = page.locator('g.inflow-node[data-node-id="step9"]')
+            last.scroll_into_view_if_needed()
+            assert wide.evaluate("e => e.scrollLeft > 0")
+            box, field = last.bounding_box(), wide.bounding_box()
+            assert field["x"] <= box["x"]
+            assert box["x"] + box["width"] <= field["x"] + field["width"]
             _assert_clean(page, problems)
 
             page.goto(f"{live_server.url}/admin/executions/flowexecution/{execution.pk}/change/")
