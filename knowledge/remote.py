@@ -9,28 +9,14 @@ service's own explanation with every configured key cut out.
 from __future__ import annotations
 
 import json
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from django.utils import timezone
 
+from core.http import retry_after_seconds
 from knowledge.errors import ServiceError, ServiceUnavailable, clean_remote_message
 
 USER_AGENT = "Inflow/1.0 (knowledge base)"
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - timezone.now()).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 def _explanation(body: bytes) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from core.http import retry_after_seconds
 from core.logging import redact
 from executions.engine import PermanentError, TransientError
 from tokens.models import ApiToken
@@ -76,12 +77,9 @@ def _error_body(response: httpx.Response) -> dict:
 
 def _retry_after(response: httpx.Response) -> float | None:
     """Seconds Meta asks us to wait: Retry-After, or the business-use-case usage header."""
-    value = response.headers.get("retry-after")
-    if value:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
+    seconds = retry_after_seconds(response.headers.get("retry-after"))
+    if seconds is not None:
+        return seconds
     usage = response.headers.get("x-business-use-case-usage")
     if usage:
         try:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
-from email.utils import parsedate_to_datetime
 
 import httpcore
 import httpx
 from django.conf import settings
 
-from executions.engine import NodeContext, NodeResult, PermanentError, TransientError, utcnow
+from core.http import retry_after_seconds
+from executions.engine import NodeContext, NodeResult, PermanentError, TransientError
 
 USER_AGENT = "Inflow/1.0 (+http.request node)"
 MAX_REDIRECTS = 5
@@ -58,19 +58,6 @@ class GuardedTransport(httpx.HTTPTransport):
             max_connections=10,
             network_backend=GuardedBackend(allow_private),
         )
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - utcnow()).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 def _read_capped(response: httpx.Response, limit: int) -> bytes:
@@ -131,7 +118,7 @@ def http_request(config: dict, ctx: NodeContext) -> NodeResult:
     if response.status_code == 429 or response.status_code >= 500:
         raise TransientError(
             f"HTTP {response.status_code} from {response.url.host}",
-            retry_after=_retry_after(response.headers.get("retry-after")),
+            retry_after=retry_after_seconds(response.headers.get("retry-after")),
         )
     if response.status_code >= 400:
         snippet = raw[:200].decode("utf-8", errors="replace")
