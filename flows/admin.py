@@ -115,7 +115,7 @@ class FlowAdmin(admin.ModelAdmin):
         started = 0
         for flow in queryset:
             if flow.status not in Flow.RUNNABLE_STATUSES:
-                self.message_user(request, f"{flow}: a {flow.status} flow cannot run.", messages.WARNING)
+                self.message_user(request, f"{flow} is {flow.status}; drafts and active flows run.", messages.WARNING)
                 continue
             errors = flow.graph_errors(complete=True)
             if errors:

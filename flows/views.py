@@ -54,7 +54,7 @@ class FlowViewSet(OwnedQuerysetMixin, viewsets.ModelViewSet):
         payload.is_valid(raise_exception=True)
         if flow.status not in Flow.RUNNABLE_STATUSES:
             raise serializers.ValidationError(
-                {"status": [f"A {flow.status} flow cannot run; make it draft or active."]}
+                {"status": [f"The flow is {flow.status}; make it draft or active to run it."]}
             )
         errors = flow.graph_errors(complete=True)
         if errors:
