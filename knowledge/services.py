@@ -45,17 +45,7 @@ def update_document(document: Document, **changes: str) -> Document:
         return document
     if any(name in INDEXED_FIELDS for name in changed):
         Document.objects.filter(pk=document.pk).update(
-            **changed,
-            generation=F("generation") + 1,
-            status=Document.Status.QUEUED,
-            lease=None,
-            heartbeat_at=None,
-            attempts=0,
-            chunks_done=0,
-            chunks_total=0,
-            error="",
-            enqueued_at=timezone.now(),
-            updated_at=timezone.now(),
+            **changed, **fresh_queue_state(), generation=F("generation") + 1, updated_at=timezone.now()
         )
         document.refresh_from_db()
         enqueue_on_commit(document)
@@ -64,6 +54,20 @@ def update_document(document: Document, **changes: str) -> Document:
             setattr(document, name, value)
         document.save(update_fields=[*changed, "updated_at"])
     return document
+
+
+def fresh_queue_state() -> dict:
+    """The fields that put a document back in the queue, as if never tried."""
+    return {
+        "status": Document.Status.QUEUED,
+        "lease": None,
+        "heartbeat_at": None,
+        "attempts": 0,
+        "chunks_done": 0,
+        "chunks_total": 0,
+        "error": "",
+        "enqueued_at": timezone.now(),
+    }
 
 
 def retryable() -> Q:
@@ -80,16 +84,7 @@ def retryable() -> Q:
 def retry_documents(documents) -> int:
     """Queue documents again from a fresh start; returns how many were."""
     ids = list(documents.filter(retryable()).select_for_update(skip_locked=True).values_list("pk", flat=True))
-    Document.objects.filter(pk__in=ids).update(
-        status=Document.Status.QUEUED,
-        lease=None,
-        heartbeat_at=None,
-        attempts=0,
-        chunks_done=0,
-        chunks_total=0,
-        error="",
-        enqueued_at=timezone.now(),
-    )
+    Document.objects.filter(pk__in=ids).update(**fresh_queue_state())
     for document in Document.objects.filter(pk__in=ids).only("pk", "generation"):
         enqueue_on_commit(document)
     return len(ids)
