@@ -185,10 +185,11 @@ def _check_edges(edges: list, specs: dict) -> tuple[list[GraphError], dict[str, 
             continue
         errors += [GraphError("unknown key.", field=f"{field}.{key}") for key in sorted(set(edge) - EDGE_KEYS)]
         source, target, port = edge.get("source"), edge.get("target"), edge.get("port", DEFAULT_PORT)
-        if source not in specs:
+        # A node id is a string; `{} in specs` would raise (unhashable) instead of failing.
+        if not isinstance(source, str) or source not in specs:
             errors.append(GraphError(f"source {source!r} is not a node of this flow.", field=f"{field}.source"))
             continue
-        if target not in specs:
+        if not isinstance(target, str) or target not in specs:
             errors.append(GraphError(f"target {target!r} is not a node of this flow.", field=f"{field}.target"))
             continue
         ports = specs[source].ports

@@ -62,6 +62,14 @@ def test_the_design_example_is_valid_and_keeps_positions():
             "edges.3.target: target 'ghost' is not a node",
         ),
         (
+            lambda d: d["edges"].append({"source": {}, "target": ["t"]}),
+            "edges.3.source: source {} is not a node",
+        ),
+        (
+            lambda d: d["edges"].append({"source": "a", "target": {"id": "c"}}),
+            "edges.3.target: target {'id': 'c'} is not a node",
+        ),
+        (
             lambda d: d["edges"].append({"source": "c", "target": "a", "port": "maybe"}),
             "node \"c\": edges.3.port: has no output port 'maybe'; its ports are 'true', 'false'.",
         ),
