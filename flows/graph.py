@@ -70,7 +70,10 @@ def _validator(schema_json: str) -> Draft202012Validator:
     return Draft202012Validator(json.loads(schema_json))
 
 
-def _schema_errors(schema: dict, value: object, prefix: str, node: str | None) -> Iterable[GraphError]:
+def _schema_errors(
+    schema: dict, value: object, prefix: str, node: str | None, *, missing_is_incomplete: bool = True
+) -> Iterable[GraphError]:
+    """JSON Schema errors; a missing required key is only "incomplete" where a draft may lack it."""
     validator = _validator(json.dumps(schema, sort_keys=True))
     for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
         parts = [str(part) for part in error.absolute_path]
@@ -81,7 +84,8 @@ def _schema_errors(schema: dict, value: object, prefix: str, node: str | None) -
             parts.append(missing[0])
             message = "is required."
         field = ".".join([prefix, *parts])
-        yield GraphError(message, node=node, field=field, incomplete=error.validator == "required")
+        incomplete = missing_is_incomplete and error.validator == "required"
+        yield GraphError(message, node=node, field=field, incomplete=incomplete)
 
 
 def _template_errors(value: object, field: str, node: str) -> Iterable[GraphError]:
@@ -165,10 +169,11 @@ def _check_node(node: object, index: int, specs: dict, *, disabled_types: frozen
     errors += _schema_errors(spec.config_schema, config, "config", node_id)
     errors += _template_errors(config, "config", node_id)
     errors += [GraphError(message, node=node_id, field=f"config.{key}") for key, message in spec.check_config(config)]
+    # A config setting may be filled in later; a position without `y` is just wrong.
     if "position" in node:
-        errors += _schema_errors(POSITION_SCHEMA, node["position"], "position", node_id)
+        errors += _schema_errors(POSITION_SCHEMA, node["position"], "position", node_id, missing_is_incomplete=False)
     if "retry" in node:
-        errors += _schema_errors(RETRY_SCHEMA, node["retry"], "retry", node_id)
+        errors += _schema_errors(RETRY_SCHEMA, node["retry"], "retry", node_id, missing_is_incomplete=False)
     if "label" in node and (not isinstance(node["label"], str) or len(node["label"]) > 200):
         errors.append(GraphError("must be a string of at most 200 characters.", node=node_id, field="label"))
     return errors
