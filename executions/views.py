@@ -25,7 +25,7 @@ class ExecutionViewSet(OwnedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     queryset = FlowExecution.objects.all()
     serializer_class = ExecutionSerializer
     filterset_class = ExecutionFilter
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = "[0-9]+"  # not \d: it matches any script's digits, and int() reads them
 
     @extend_schema(request=None, responses={200: ExecutionSerializer})
     @action(detail=True, methods=["post"])

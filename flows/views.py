@@ -28,7 +28,7 @@ class FlowViewSet(OwnedQuerysetMixin, viewsets.ModelViewSet):
     queryset = Flow.objects.all()
     serializer_class = FlowSerializer
     filterset_class = FlowFilter
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = "[0-9]+"  # not \d: it matches any script's digits, and int() reads them
 
     @transaction.atomic
     def perform_create(self, serializer: FlowSerializer) -> None:

@@ -45,7 +45,7 @@ class DocumentViewSet(OwnedQuerysetMixin, viewsets.ModelViewSet):
     queryset = Document.objects.all()
     serializer_class = DocumentSerializer
     filterset_fields = ["status"]
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = "[0-9]+"  # not \d: it matches any script's digits, and int() reads them
 
     def get_serializer_class(self):
         return DocumentListSerializer if self.action == "list" else DocumentSerializer

@@ -26,7 +26,7 @@ class ApiTokenViewSet(
 
     queryset = ApiToken.objects.defer("access_token")
     serializer_class = ApiTokenSerializer
-    lookup_value_regex = r"\d+"
+    lookup_value_regex = "[0-9]+"  # not \d: it matches any script's digits, and int() reads them
 
     def create(self, request: Request, *args, **kwargs) -> Response:
         serializer = self.get_serializer(data=request.data)

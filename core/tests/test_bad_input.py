@@ -90,6 +90,13 @@ def test_out_of_range_and_unknown_ids(api, path):
     assert_json_error(api.get(path), 404)
 
 
+def test_ids_are_ascii_digits(api, user):
+    flow = Flow.objects.create(user=user, name="x", flow_data=GRAPH)
+    arabic_indic = "".join(chr(0x660 + int(digit)) for digit in str(flow.pk))
+    assert_json_error(api.get(f"/api/v1/flows/{arabic_indic}/"), 404)
+    assert api.get(f"/api/v1/flows/{flow.pk}/").status_code == 200
+
+
 def test_out_of_range_ids_in_filters(api):
     response = api.get("/api/v1/executions/", {"flow": "99999999999999999999999"})
     assert_json_error(response, 400)
