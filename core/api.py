@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, pagination, parsers
+from rest_framework import exceptions, pagination, parsers, serializers
 from rest_framework.response import Response
 
 
@@ -115,10 +115,29 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
+# DRF fields and the JSON types they take. DRF itself coerces: 5 becomes the string "5",
+# "5" the integer 5, "yes" True; a JSON API says what type it wants and means it.
+JSON_TYPES: tuple[tuple[type[serializers.Field], tuple[type, ...]], ...] = (
+    (serializers.BooleanField, (bool,)),
+    (serializers.CharField, (str,)),
+    (serializers.IntegerField, (int,)),
+    (serializers.FloatField, (int, float)),
+)
+
+
+def _wrong_json_type(field: serializers.Field, value: Any) -> bool:
+    for field_class, types in JSON_TYPES:
+        if isinstance(field, field_class):
+            # bool is an int to Python, not to JSON.
+            return not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
+    return False
+
+
 class RejectUnknownFieldsMixin:
     """Serializer mixin: a field the serializer does not know is an error, not silence.
 
-    Read-only fields (id, owner, status...) are known and simply ignored on input.
+    Read-only fields (id, owner, status...) are known and simply ignored on input. A value
+    of the wrong JSON type (a number for a string field...) is an error too, not coerced.
     """
 
     def to_internal_value(self, data: Any) -> Any:
@@ -126,6 +145,13 @@ class RejectUnknownFieldsMixin:
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise exceptions.ValidationError({name: ["Unknown field."] for name in unknown})
+            wrong = {
+                name: [self.fields[name].error_messages["invalid"]]
+                for name, value in data.items()
+                if value is not None and not self.fields[name].read_only and _wrong_json_type(self.fields[name], value)
+            }
+            if wrong:
+                raise exceptions.ValidationError(wrong)
         return super().to_internal_value(data)
 
 

@@ -56,6 +56,14 @@ def test_wrong_types_and_missing_fields(api):
     assert not Flow.objects.exists()
 
 
+def test_values_of_the_wrong_json_type_are_not_coerced(api):
+    body = assert_json_error(api.post("/api/v1/flows/", {"name": 5, "flow_data": GRAPH}, format="json"), 400)
+    assert body["errors"] == {"name": ["Not a valid string."]}
+    body = assert_json_error(api.post("/api/v1/knowledge/documents/", {"title": "t", "content": 0}, format="json"), 400)
+    assert body["errors"] == {"content": ["Not a valid string."]}
+    assert not Flow.objects.exists()
+
+
 def test_unknown_fields(api):
     body = assert_json_error(
         api.post("/api/v1/flows/", {"name": "x", "flow_data": GRAPH, "colour": 1}, format="json"), 400
