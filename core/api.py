@@ -78,6 +78,30 @@ class Pagination(pagination.PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def get_page_size(self, request) -> int:
+        # DRF quietly falls back to the default for `page_size=abc` or `0`; a client that
+        # asked for something else deserves to hear it did not get it.
+        raw = request.query_params.get(self.page_size_query_param)
+        if not raw:  # absent or empty, like an empty `page` or filter: the default
+            return self.page_size
+        if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+            raise exceptions.ValidationError({self.page_size_query_param: ["A positive integer is required."]})
+        return min(int(raw), self.max_page_size)
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"]["minimum"] = 1
+            parameter["allowEmptyValue"] = True
+            if parameter["name"] == self.page_size_query_param:
+                parameter["description"] = (
+                    f"Results per page (default {self.page_size}); larger values than {self.max_page_size} "
+                    f"give {self.max_page_size}."
+                )
+            else:
+                parameter["description"] = "A page number, from 1; a page past the last one is a 404."
+        return parameters
+
 
 def _first_message(errors: Any, path: str = "") -> str:
     """A one-line summary of a nested validation error, naming the field."""

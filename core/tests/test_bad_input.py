@@ -120,6 +120,10 @@ def test_nul_bytes_in_query_strings(api):
 def test_bad_page_numbers(api):
     assert_json_error(api.get("/api/v1/flows/", {"page": "999"}), 404)
     assert api.get("/api/v1/flows/", {"page_size": "100000"}).status_code == 200
+    for bad in ("abc", "0", "-1", "1.5"):
+        body = assert_json_error(api.get("/api/v1/flows/", {"page_size": bad}), 400)
+        assert body["errors"] == {"page_size": ["A positive integer is required."]}
+    assert api.get("/api/v1/flows/?page_size=").status_code == 200  # empty: the default
 
 
 def test_update_failures_leave_the_row_as_it_was(api, user):
