@@ -6,12 +6,13 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, status, viewsets
+from rest_framework import exceptions, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import OwnedQuerysetMixin, loads_strict
+from core.api import Conflict, OwnedQuerysetMixin, loads_strict
+from core.openapi import error
 from core.ratelimit import rate_limited
 from core.views import json_error
 from executions.filters import ExecutionFilter
@@ -27,7 +28,10 @@ class ExecutionViewSet(OwnedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = ExecutionFilter
     lookup_value_regex = "[0-9]+"  # not \d: it matches any script's digits, and int() reads them
 
-    @extend_schema(request=None, responses={200: ExecutionSerializer})
+    @extend_schema(
+        request=None,
+        responses={200: ExecutionSerializer, 409: error("The execution has already finished (or been cancelled).")},
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel a run: pending and waiting ones stop at once, running ones at the next step."""
@@ -35,12 +39,6 @@ class ExecutionViewSet(OwnedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
         if not execution.request_cancel():
             raise Conflict(f"The execution has already {execution.status}.")
         return Response(ExecutionSerializer(execution).data)
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
-    default_code = "conflict"
 
 
 @csrf_exempt

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import OwnedQuerysetMixin
+from core.api import Conflict, OwnedQuerysetMixin
+from core.openapi import error
 from executions.schedules import remove_schedules, sync_schedule
 from executions.serializers import ExecutionSerializer
 from executions.services import start_execution
@@ -45,20 +46,27 @@ class FlowViewSet(OwnedQuerysetMixin, viewsets.ModelViewSet):
         remove_schedules([instance.pk])
         instance.delete()
 
-    @extend_schema(request=RunFlowSerializer, responses={202: ExecutionSerializer})
+    @extend_schema(
+        request=RunFlowSerializer,
+        responses={
+            202: ExecutionSerializer,
+            409: error("flow_not_runnable: the flow is paused or archived; flow_incomplete: its graph is unfinished."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def run(self, request: Request, pk: str | None = None) -> Response:
         """Start a run now with the given trigger data (draft and active flows)."""
         flow = self.get_object()
         payload = RunFlowSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
+        # The request is fine; the flow's state is what stands in the way: a 409, not a 400.
         if flow.status not in Flow.RUNNABLE_STATUSES:
-            raise serializers.ValidationError(
-                {"status": [f"The flow is {flow.status}; make it draft or active to run it."]}
-            )
+            raise Conflict(f"The flow is {flow.status}; make it draft or active to run it.", code="flow_not_runnable")
         errors = flow.graph_errors(complete=True)
         if errors:
-            raise serializers.ValidationError({"flow_data": [str(error) for error in errors]})
+            raise Conflict(
+                "The flow is not complete: " + "; ".join(str(problem) for problem in errors), code="flow_incomplete"
+            )
         execution, _ = start_execution(
             flow=flow, trigger_type="trigger.manual", trigger_data=payload.validated_data["trigger_data"]
         )

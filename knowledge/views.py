@@ -8,7 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import OwnedQuerysetMixin
+from core.api import Conflict, OwnedQuerysetMixin
+from core.openapi import error
 from knowledge import search, services
 from knowledge.errors import KnowledgeError
 from knowledge.models import Document
@@ -28,11 +29,6 @@ class KnowledgeUnavailable(exceptions.APIException):
         self.status_code = error.status_code
         if error.retry_after is not None:
             self.wait = error.retry_after
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
 
 
 class DocumentViewSet(OwnedQuerysetMixin, viewsets.ModelViewSet):
@@ -69,7 +65,13 @@ class DocumentViewSet(OwnedQuerysetMixin, viewsets.ModelViewSet):
     def perform_destroy(self, instance: Document) -> None:
         services.delete_document(instance)
 
-    @extend_schema(request=None, responses={202: DocumentSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            202: DocumentSerializer,
+            409: error("The document is ready, or being indexed right now: there is nothing to retry."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str | None = None) -> Response:
         """Index a failed document again, or one stuck in queued/indexing (a lost worker)."""

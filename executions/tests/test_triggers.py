@@ -45,7 +45,7 @@ def test_manual_run_answers_202_with_a_pending_execution(api, django_capture_on_
 
 def test_manual_run_refuses_paused_flows_and_other_users(api, client_for, other_user):
     flow = create(api, graph("trigger.manual"), status="paused")
-    assert api.post(f"/api/v1/flows/{flow['id']}/run/", {}, format="json").status_code == 400
+    assert api.post(f"/api/v1/flows/{flow['id']}/run/", {}, format="json").status_code == 409
     assert client_for(other_user).post(f"/api/v1/flows/{flow['id']}/run/", {}, format="json").status_code == 404
     assert api.post(f"/api/v1/flows/{flow['id']}/run/", {"trigger_data": "text"}, format="json").status_code == 400
 

@@ -181,7 +181,8 @@ def test_the_api_refuses_invalid_graphs_and_activation_of_incomplete_ones(api):
     assert Flow.objects.get(pk=created.json()["id"]).status == "draft"
 
     running = api.post(f"/api/v1/flows/{created.json()['id']}/run/", {}, format="json")
-    assert running.status_code == 400
+    assert running.status_code == 409
+    assert running.json()["code"] == "flow_incomplete"
 
 
 def test_staff_disabling_a_type_blocks_activation(api):
