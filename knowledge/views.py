@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -87,14 +87,17 @@ class DocumentViewSet(OwnedQuerysetMixin, viewsets.ModelViewSet):
 
 class SearchView(APIView):
     @extend_schema(
-        parameters=[
-            OpenApiParameter("q", str, required=True, description="What to look for (1 to 1000 characters)."),
-            OpenApiParameter("k", int, required=False, description="How many passages, 1 to 50 (default 5)."),
-        ],
+        parameters=[SearchQuerySerializer],
         responses={
             200: SearchResponseSerializer,
-            409: inline_serializer(
-                "EmbedderMismatch", {"detail": serializers.CharField(), "code": serializers.CharField()}
+            409: error(
+                "embedder_mismatch or store_mismatch: the knowledge base was built with another embedder or "
+                "vector store than the server uses now; run manage.py rebuild_knowledge."
+            ),
+            502: error("service_error: the embeddings API or the vector store refused the request."),
+            503: error(
+                "service_unavailable: the embeddings API or the vector store is unreachable or overloaded; "
+                "`Retry-After` may say when to try again."
             ),
         },
     )
