@@ -1,14 +1,21 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api import RejectUnknownFieldsMixin
 from tokens.models import ApiToken
 
 
+@extend_schema_field({"type": "array", "maxItems": 50, "items": {"type": "string", "minLength": 1, "maxLength": 100}})
+class ScopesField(serializers.JSONField):
+    """JSON in and out; validate_scopes below is the rule the schema above states."""
+
+
 class ApiTokenSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     access_token = serializers.CharField(write_only=True, max_length=4096, trim_whitespace=True)
     account_id = serializers.RegexField(r"^\d{1,64}$", max_length=64, help_text="Numeric Meta account id.")
+    scopes = ScopesField(required=False, help_text="The permissions granted to the token.")
 
     class Meta:
         model = ApiToken

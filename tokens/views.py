@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,6 +29,12 @@ class ApiTokenViewSet(
     serializer_class = ApiTokenSerializer
     lookup_value_regex = "[0-9]+"  # not \d: it matches any script's digits, and int() reads them
 
+    @extend_schema(
+        responses={
+            201: OpenApiResponse(ApiTokenSerializer, description="A new connection."),
+            200: OpenApiResponse(ApiTokenSerializer, description="The account was connected already: new token."),
+        }
+    )
     def create(self, request: Request, *args, **kwargs) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
