@@ -1,10 +1,59 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core.api import RejectUnknownFieldsMixin
+from flows import catalog, graph
 from flows.models import Flow, NodeType
+
+# The shape flows/graph.py checks, for the API schema. What it cannot say (edges between
+# existing nodes, one trigger, no cycles, each node's config against its type's
+# config_schema from GET /api/v1/node-types/) is a 400 naming the node and field.
+PORT_HELP = f"An output port of the source ({graph.DEFAULT_PORT!r} when left out)."
+FLOW_DATA_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "nodes": {
+            "type": "array",
+            "maxItems": graph.MAX_NODES,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["id", "type"],
+                "properties": {
+                    "id": {"type": "string", "pattern": graph.NODE_ID_PATTERN.pattern},
+                    "type": {"type": "string", "enum": sorted(spec.type for spec in catalog.CATALOG)},
+                    "config": {"type": "object", "description": "As the node type's config_schema says."},
+                    "position": graph.POSITION_SCHEMA,
+                    "label": {"type": "string", "maxLength": 200},
+                    "retry": graph.RETRY_SCHEMA,
+                },
+            },
+        },
+        "edges": {
+            "type": "array",
+            "maxItems": graph.MAX_EDGES,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["source", "target"],
+                "properties": {
+                    "source": {"type": "string", "description": "A node id."},
+                    "target": {"type": "string", "description": "A node id; never a trigger."},
+                    "port": {"type": "string", "description": PORT_HELP},
+                },
+            },
+        },
+    },
+}
+
+
+@extend_schema_field(FLOW_DATA_SCHEMA)
+class FlowDataField(serializers.JSONField):
+    pass
 
 
 class NodeTypeSerializer(serializers.ModelSerializer):
@@ -15,6 +64,9 @@ class NodeTypeSerializer(serializers.ModelSerializer):
 
 
 class FlowSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
+    flow_data = FlowDataField(
+        required=False, help_text="The graph: a trigger node, then steps, joined by edges (an empty draft is {})."
+    )
     webhook_url = serializers.SerializerMethodField(
         help_text="For flows with a trigger.webhook trigger: POST a JSON object here to start a run."
     )
