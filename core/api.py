@@ -157,19 +157,28 @@ JSON_TYPES: tuple[tuple[type[serializers.Field], tuple[type, ...]], ...] = (
 )
 
 
-def _wrong_json_type(field: serializers.Field, value: Any) -> bool:
+def _input_error(field: serializers.Field, value: Any) -> str | None:
+    """What is wrong with a value before DRF coerces or trims it, if anything."""
     for field_class, types in JSON_TYPES:
         if isinstance(field, field_class):
             # bool is an int to Python, not to JSON.
-            return not isinstance(value, types) or (isinstance(value, bool) and bool not in types)
-    return False
+            if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+                return field.error_messages["invalid"]
+            break
+    # DRF trims before it measures, so 500 characters and a run of spaces passed a 500
+    # limit; the limit is on what the client sends, as the schema's maxLength says.
+    max_length = getattr(field, "max_length", None)
+    if isinstance(field, serializers.CharField) and max_length is not None and len(value) > max_length:
+        return field.error_messages["max_length"].format(max_length=max_length)
+    return None
 
 
 class RejectUnknownFieldsMixin:
     """Serializer mixin: a field the serializer does not know is an error, not silence.
 
     Read-only fields (id, owner, status...) are known and simply ignored on input. A value
-    of the wrong JSON type (a number for a string field...) is an error too, not coerced.
+    of the wrong JSON type (a number for a string field...) is an error too, not coerced,
+    and so is a string longer than its field's max_length, surrounding spaces included.
     """
 
     def to_internal_value(self, data: Any) -> Any:
@@ -177,11 +186,12 @@ class RejectUnknownFieldsMixin:
             unknown = sorted(set(data) - set(self.fields))
             if unknown:
                 raise exceptions.ValidationError({name: ["Unknown field."] for name in unknown})
-            wrong = {
-                name: [self.fields[name].error_messages["invalid"]]
+            errors = {
+                name: _input_error(self.fields[name], value)
                 for name, value in data.items()
-                if value is not None and not self.fields[name].read_only and _wrong_json_type(self.fields[name], value)
+                if value is not None and not self.fields[name].read_only
             }
+            wrong = {name: [message] for name, message in errors.items() if message}
             if wrong:
                 raise exceptions.ValidationError(wrong)
         return super().to_internal_value(data)

@@ -64,6 +64,14 @@ def test_values_of_the_wrong_json_type_are_not_coerced(api):
     assert not Flow.objects.exists()
 
 
+def test_max_length_counts_what_the_client_sent(api):
+    body = assert_json_error(
+        api.post("/api/v1/flows/", {"name": "x" * 200 + "   ", "flow_data": GRAPH}, format="json"), 400
+    )
+    assert body["errors"] == {"name": ["Ensure this field has no more than 200 characters."]}
+    assert api.post("/api/v1/flows/", {"name": " x ", "flow_data": GRAPH}, format="json").json()["name"] == "x"
+
+
 def test_unknown_fields(api):
     body = assert_json_error(
         api.post("/api/v1/flows/", {"name": "x", "flow_data": GRAPH, "colour": 1}, format="json"), 400
