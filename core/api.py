@@ -100,7 +100,6 @@ class Pagination(pagination.PageNumberPagination):
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
             parameter["schema"]["minimum"] = 1
-            parameter["allowEmptyValue"] = True
             if parameter["name"] == self.page_size_query_param:
                 parameter["description"] = (
                     f"Results per page (default {self.page_size}); larger values than {self.max_page_size} "

@@ -66,11 +66,17 @@ class AutoSchema(openapi.AutoSchema):
             schema["pattern"] = NOT_BLANK
         return schema
 
-    def _get_filter_parameters(self) -> list[dict[str, Any]]:
-        """django-filter parameters, with the bounds and integer type their form fields enforce.
+    def _get_parameters(self) -> list[dict[str, Any]]:
+        parameters = super()._get_parameters()
+        for parameter in parameters:
+            # `?status=` is no filter, `?page_size=` the default page size, `?k=` the default
+            # k: DRF, django-filter and the paginator all read an empty optional value as absent.
+            if parameter["in"] == "query" and not parameter.get("required"):
+                parameter["allowEmptyValue"] = True
+        return parameters
 
-        An empty value (`?status=`) means no filter, as django-filter reads it.
-        """
+    def _get_filter_parameters(self) -> list[dict[str, Any]]:
+        """django-filter parameters, with the bounds and integer type their form fields enforce."""
         parameters = super()._get_filter_parameters()
         filters = {}
         for backend in self.get_filter_backends():
@@ -81,7 +87,6 @@ class AutoSchema(openapi.AutoSchema):
             filter_ = filters.get(parameter["name"])
             if filter_ is None:
                 continue
-            parameter["allowEmptyValue"] = True
             if issubclass(filter_.field_class, forms.IntegerField):
                 parameter["schema"]["type"] = "integer"
             for option, keyword in (("min_value", "minimum"), ("max_value", "maximum"), ("max_length", "maxLength")):
