@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from core.api import RejectUnknownFieldsMixin
+from core.openapi import NOT_BLANK
 from knowledge.models import Document
 from knowledge.search import MAX_K, MAX_QUERY_CHARS
 
@@ -47,7 +49,14 @@ class DocumentSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
         ]
         extra_kwargs = {
             "title": {"trim_whitespace": True},
-            "content": {"trim_whitespace": False, "help_text": "Plain text; chunked and embedded after upload."},
+            # Kept as sent (leading spaces may matter), but not all whitespace: the validator
+            # is also what the API schema shows as the field's pattern.
+            "content": {
+                "trim_whitespace": False,
+                "validators": [RegexValidator(NOT_BLANK, "This field may not be blank.")],
+                "help_text": "Plain text, at most KNOWLEDGE_MAX_DOCUMENT_CHARS (200,000 by default) characters; "
+                "chunked and embedded after upload.",
+            },
         }
 
     def validate_content(self, value: str) -> str:
@@ -56,8 +65,6 @@ class DocumentSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
             raise serializers.ValidationError(
                 f"At most {limit} characters per document (this one has {len(value)}); split it into several."
             )
-        if not value.strip():
-            raise serializers.ValidationError("This field may not be blank.")
         return value
 
 

@@ -72,6 +72,13 @@ def test_max_length_counts_what_the_client_sent(api):
     assert api.post("/api/v1/flows/", {"name": " x ", "flow_data": GRAPH}, format="json").json()["name"] == "x"
 
 
+def test_blank_means_no_visible_character(api):
+    # \x1c-\x1f are whitespace to str.strip(), though not to an ECMA regex's \s.
+    for blank in (" \n\t", "\x1c\x1f"):
+        body = api.post("/api/v1/knowledge/documents/", {"title": "t", "content": blank}, format="json").json()
+        assert body["errors"] == {"content": ["This field may not be blank."]}
+
+
 def test_unknown_fields(api):
     body = assert_json_error(
         api.post("/api/v1/flows/", {"name": "x", "flow_data": GRAPH, "colour": 1}, format="json"), 400
