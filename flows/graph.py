@@ -146,7 +146,8 @@ def _check_node(node: object, index: int, specs: dict, *, disabled_types: frozen
     if not isinstance(node, dict):
         return [GraphError("must be an object.", field=field)]
     node_id = node.get("id")
-    if not isinstance(node_id, str) or not NODE_ID_PATTERN.match(node_id):
+    # fullmatch: with match, `$` also matches before a final newline, and "a\n" passed.
+    if not isinstance(node_id, str) or not NODE_ID_PATTERN.fullmatch(node_id):
         return [GraphError("id must be 1-64 letters, digits, '_' or '-'.", field=f"{field}.id")]
     if node_id in specs:
         return [GraphError("duplicate node id.", node=node_id, field="id")]

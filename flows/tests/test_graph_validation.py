@@ -87,6 +87,7 @@ def test_the_design_example_is_valid_and_keeps_positions():
             'node "c": id: duplicate',
         ),
         (lambda d: d["nodes"][0].update(colour="red"), 'node "t": colour: unknown key.'),
+        (lambda d: d["nodes"][0].update(id="t\n"), "nodes.0.id: id must be 1-64 letters"),
         (lambda d: d["nodes"][0].update(position={"x": 1}), 'node "t": position.y: is required.'),
         (
             lambda d: d["nodes"][2]["config"].update(text="Hi {{ __import__('os') }}"),
