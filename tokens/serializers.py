@@ -14,7 +14,11 @@ class ScopesField(serializers.JSONField):
 
 class ApiTokenSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     access_token = serializers.CharField(write_only=True, max_length=4096, trim_whitespace=True)
-    account_id = serializers.RegexField(r"^\d{1,64}$", max_length=64, help_text="Numeric Meta account id.")
+    # [0-9], not \d (which takes any script's digits), and \Z, not $ (which takes a final
+    # newline); untrimmed, so what is checked is what is stored.
+    account_id = serializers.RegexField(
+        r"^[0-9]{1,64}\Z", max_length=64, trim_whitespace=False, help_text="Numeric Meta account id."
+    )
     scopes = ScopesField(required=False, help_text="The permissions granted to the token.")
 
     class Meta:

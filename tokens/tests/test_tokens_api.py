@@ -52,6 +52,8 @@ def test_another_users_token_is_invisible(api, client_for, other_user):
 def test_bad_token_payloads(api):
     assert connect(api, provider="myspace").status_code == 400
     assert connect(api, account_id="12ab").status_code == 400
+    assert connect(api, account_id="\u0661\u0662\u0663").status_code == 400  # Arabic-Indic digits
+    assert connect(api, account_id="123\n").status_code == 400
     assert connect(api, access_token="").status_code == 400
     assert connect(api, scopes="not-a-list").status_code == 400
     assert not ApiToken.objects.exists()
