@@ -68,9 +68,10 @@ def decrypt_sql(column_sql: str, column_params: list | tuple = ()) -> tuple[str,
     sql = (
         f"pgp_sym_decrypt(substring({column_sql} from 2), "
         f"CASE get_byte({column_sql}, 0) {whens} "
-        f"ELSE inflow_missing_pgcrypto_key(get_byte({column_sql}, 0)) END)"
+        f"ELSE CASE WHEN {column_sql} IS NULL THEN NULL "
+        f"ELSE inflow_missing_pgcrypto_key(get_byte({column_sql}, 0)) END END)"
     )
-    return sql, [*column_params, *column_params, *key_params, *column_params]
+    return sql, [*column_params, *column_params, *key_params, *column_params, *column_params]
 
 
 def normalize_email(email: str) -> str:

@@ -79,7 +79,9 @@ class FlowSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
     def get_webhook_url(self, flow: Flow) -> str | None:
         if flow.trigger_type != "trigger.webhook":
             return None
-        path = reverse("flow-webhook", kwargs={"flow_id": flow.pk, "secret": flow.webhook_secret})
+        # Annotated by Flow.objects.with_webhook_secrets() on reads; loaded on demand after writes.
+        secret = getattr(flow, "used_webhook_secret", None) or flow.webhook_secret
+        path = reverse("flow-webhook", kwargs={"flow_id": flow.pk, "secret": secret})
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request else path
 

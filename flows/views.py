@@ -26,7 +26,7 @@ class NodeTypeViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 
 class FlowViewSet(OwnedQuerysetMixin, viewsets.ModelViewSet):
-    queryset = Flow.objects.all()
+    queryset = Flow.objects.with_webhook_secrets()
     serializer_class = FlowSerializer
     filterset_class = FlowFilter
     lookup_value_regex = "[0-9]+"  # not \d: it matches any script's digits, and int() reads them

@@ -140,6 +140,19 @@ def test_an_unknown_key_version_fails_loudly(make_user, rekey):
         User.objects.get(pk=user.pk)
 
 
+def test_null_values_read_as_none(make_user):
+    """A NULL column (or a NULL expression) decrypts to None, not to a key-version error."""
+    from django.db.models import Case, F, When
+
+    from core.fields import EncryptedTextField
+
+    user = make_user(name="Visible")
+    rows = User.objects.filter(pk=user.pk).annotate(
+        maybe=Case(When(pk=-1, then=F("name")), output_field=EncryptedTextField())
+    )
+    assert rows.get().maybe is None
+
+
 def test_filtering_on_ciphertext_is_refused(db):
     with pytest.raises(FieldError, match="blind index"):
         list(User.objects.filter(email="someone@example.com"))

@@ -106,7 +106,31 @@ def test_uses_node_is_served_by_the_gin_index(user):
     assert "@>" in plan
 
 
+WEBHOOK_GRAPH = {
+    "nodes": [
+        {"id": "t", "type": "trigger.webhook", "config": {}},
+        {"id": "s", "type": "logic.set", "config": {"values": {"x": 1}}},
+    ],
+    "edges": [{"source": "t", "target": "s"}],
+}
+
+
 def test_list_queries_do_not_grow_with_rows(api, user, django_assert_max_num_queries):
-    Flow.objects.bulk_create(Flow(user=user, name=f"f{i}", flow_data=SIMPLE_GRAPH) for i in range(30))
+    Flow.objects.bulk_create(
+        Flow(user=user, name=f"f{i}", flow_data=WEBHOOK_GRAPH if i % 2 else SIMPLE_GRAPH) for i in range(30)
+    )
     with django_assert_max_num_queries(4):
-        assert api.get("/api/v1/flows/").status_code == 200
+        body = api.get("/api/v1/flows/").json()
+    urls = [flow["webhook_url"] for flow in body["results"]]
+    assert sum(url is not None for url in urls) == 15
+    secrets = {flow.pk: flow.webhook_secret for flow in Flow.objects.all()}
+    for flow in body["results"]:
+        if flow["webhook_url"]:
+            assert flow["webhook_url"].endswith(f"/{flow['id']}/{secrets[flow['id']]}/")
+
+
+def test_the_list_decrypts_only_the_secrets_it_shows(user):
+    Flow.objects.create(user=user, name="manual", flow_data=SIMPLE_GRAPH)
+    hooked = Flow.objects.create(user=user, name="hooked", flow_data=WEBHOOK_GRAPH)
+    rows = {flow.name: flow.used_webhook_secret for flow in Flow.objects.with_webhook_secrets()}
+    assert rows == {"manual": None, "hooked": Flow.objects.get(pk=hooked.pk).webhook_secret}
