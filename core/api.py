@@ -81,7 +81,7 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-class Pagination(pagination.PageNumberPagination):
+class StrictPageSizeMixin:
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
@@ -96,6 +96,8 @@ class Pagination(pagination.PageNumberPagination):
             raise exceptions.ValidationError({self.page_size_query_param: ["A positive integer is required."]})
         return min(int(raw), self.max_page_size)
 
+
+class Pagination(StrictPageSizeMixin, pagination.PageNumberPagination):
     def get_schema_operation_parameters(self, view) -> list[dict]:
         parameters = super().get_schema_operation_parameters(view)
         for parameter in parameters:
@@ -107,6 +109,26 @@ class Pagination(pagination.PageNumberPagination):
                 )
             else:
                 parameter["description"] = "A page number, from 1; a page past the last one is a 404."
+        return parameters
+
+
+class CursorPagination(StrictPageSizeMixin, pagination.CursorPagination):
+    """For high-volume, newest-first logs (executions): no COUNT(*) over a user's whole
+    history on every request, and stable pages while new rows keep arriving."""
+
+    ordering = ("-started_at", "-id")
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["minimum"] = 1
+                parameter["description"] = (
+                    f"Results per page (default {self.page_size}); larger values than {self.max_page_size} "
+                    f"give {self.max_page_size}."
+                )
+            else:
+                parameter["description"] = "The `next` or `previous` link's cursor; an invalid one is a 404."
         return parameters
 
 

@@ -166,3 +166,27 @@ def test_the_generic_webhook_is_rate_limited_per_flow(api, anon, settings):
     assert throttled.json()["code"] == "throttled"
     assert int(throttled["Retry-After"]) >= 1
     assert FlowExecution.objects.count() == 3
+
+
+def test_executions_are_listed_newest_first_by_cursor(api, user, django_assert_max_num_queries):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    flow = Flow.objects.create(user=user, name="f", flow_data=graph("trigger.manual"))
+    now = timezone.now()
+    FlowExecution.objects.bulk_create(
+        FlowExecution(flow=flow, user=user, started_at=now - timedelta(minutes=n)) for n in range(7)
+    )
+    with django_assert_max_num_queries(3):  # no COUNT(*) over the history
+        first = api.get("/api/v1/executions/", {"page_size": 3}).json()
+    assert "count" not in first
+    seen = [run["id"] for run in first["results"]]
+    page = first
+    while page["next"]:
+        page = api.get(page["next"]).json()
+        seen += [run["id"] for run in page["results"]]
+    newest_first = list(FlowExecution.objects.order_by("-started_at").values_list("id", flat=True))
+    assert seen == newest_first
+    assert api.get("/api/v1/executions/", {"cursor": "garbage"}).status_code == 404
+    assert api.get("/api/v1/executions/", {"page_size": "0"}).status_code == 400
