@@ -12,7 +12,7 @@ trap cleanup EXIT INT TERM
 
 $PY manage.py runserver "$HOST:$PORT" &
 pids+=($!)
-.venv/bin/celery -A config worker --loglevel=INFO --concurrency="${WORKER_CONCURRENCY:-2}" &
+.venv/bin/celery -A config worker --loglevel=INFO --concurrency="${WORKER_CONCURRENCY:-4}" &
 pids+=($!)
 .venv/bin/celery -A config beat --loglevel=INFO &
 pids+=($!)

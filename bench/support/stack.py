@@ -51,7 +51,7 @@ def production_env(*, database: str, redis_url: str, app_secret: str) -> dict[st
         "SECURE_PROXY_SSL_HEADER": "true",
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "4",
-        "WORKER_CONCURRENCY": "2",
+        "WORKER_CONCURRENCY": "4",
         "LOG_LEVEL": "INFO",
     }
 
@@ -132,7 +132,7 @@ def start_worker(env: dict[str, str], log_path: Path, *, name: str) -> subproces
             "config",
             "worker",
             "--loglevel=INFO",
-            f"--concurrency={env.get('WORKER_CONCURRENCY', '2')}",
+            f"--concurrency={env.get('WORKER_CONCURRENCY', '4')}",
             "-n",
             f"{name}@%h",
         ],
