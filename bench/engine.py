@@ -24,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.support.stack import create_database, drop_database, percentile  # noqa: E402 (needs ROOT on sys.path)
+
 BENCH_DB = "bench_inflow_engine"
 REDIS_URL = "redis://127.0.0.1:6379/9"
 os.environ.update(
@@ -52,26 +55,6 @@ THREE_STEPS = {
         {"source": "tag", "target": "note"},
     ],
 }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 def start_worker(concurrency: int) -> subprocess.Popen:
@@ -183,7 +166,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
 
-    recreate_database()
+    create_database(BENCH_DB)
     import django
 
     django.setup()
@@ -227,7 +210,7 @@ def main() -> None:
     from django.db import connections
 
     connections.close_all()
-    drop_database()
+    drop_database(BENCH_DB)
 
 
 if __name__ == "__main__":

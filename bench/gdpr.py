@@ -23,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.support.stack import create_database, drop_database  # noqa: E402 (needs ROOT on sys.path)
+
 BENCH_DB = "bench_inflow_gdpr"
 os.environ.update(
     {
@@ -47,21 +50,6 @@ LOG = (
     '"attempt": 1, "started_at": "2026-11-20T10:00:00Z", "finished_at": "2026-11-20T10:00:01Z", '
     '"duration_ms": 320.5, "output": {"message_id": "m_1234567890", "recipient": "180000000000"}, "error": null}]'
 )
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def drop_database() -> None:
-    import psycopg
-
-    with psycopg.connect("postgres://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 def make_account(index: int, executions: int, chunks: int):
@@ -124,7 +112,7 @@ def measure_purge(user) -> tuple[float, float, float, dict]:
 
 
 def main() -> None:
-    recreate_database()
+    create_database(BENCH_DB)
     import django
 
     django.setup()
@@ -159,7 +147,7 @@ def main() -> None:
     print(f"memory ratio large/small: {large_peak / small_peak:.2f} (flat means ~1); process max RSS {rss:.0f} MB")
     print(f"removed for the large account: {counts}")
     connection.close()
-    drop_database()
+    drop_database(BENCH_DB)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.support.corpus import SENTENCES  # noqa: E402 (needs ROOT on sys.path)
+from bench.support.stack import create_database, drop_database, percentile  # noqa: E402
+
 BENCH_DB = "bench_inflow_knowledge"
 SERVER_URL = "postgres://postgres@127.0.0.1:5432"
 os.environ.update(
@@ -58,46 +62,6 @@ CLUSTERS_PER_USER = 1_000
 TOPIC_SPREAD = 0.9
 COMMON = 0.5
 NOISE = 0.75
-
-SENTENCES = [
-    "Orders placed before 2 pm leave the warehouse the same day.",
-    "Standard delivery takes 2 to 4 working days within Germany.",
-    "Returns are free within 30 days of delivery for unworn items.",
-    "Refunds go back to the original payment method within 5 working days.",
-    "We accept credit cards, PayPal, Apple Pay and Klarna instalments.",
-    "Jeans are cut slim, so order one size up for a looser fit.",
-    "The Berlin store opens Monday to Saturday from 10 am to 8 pm.",
-    "Every product carries a two-year warranty against manufacturing defects.",
-    "Loyalty members earn one point for every euro spent.",
-    "Our team answers messages on Instagram within one working day.",
-    "The organic cotton shirt is pre-washed and keeps its shape after many washes.",
-    "Gift cards never expire and can be combined with any payment method.",
-]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def admin_connection():
-    import psycopg
-
-    return psycopg.connect(f"{SERVER_URL}/postgres", autocommit=True)
-
-
-def recreate_database() -> None:
-    with admin_connection() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def drop_database() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    with admin_connection() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 # --- 1. ingestion ----------------------------------------------------------------------------
@@ -318,7 +282,7 @@ def main() -> None:
 
     import numpy as np
 
-    recreate_database()
+    create_database(BENCH_DB)
     try:
         import django
 
@@ -369,7 +333,7 @@ def main() -> None:
         report(f"a {SMALL_CHUNKS}-chunk namespace", small, small_queries, [default_ef])
         print(f"  plan:\n{explain(small, small_queries[0])}")
     finally:
-        drop_database()
+        drop_database(BENCH_DB)
 
 
 def report(label: str, user_id: int, queries, ef_values: list[int]) -> None:

@@ -56,6 +56,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.support.corpus import SENTENCES  # noqa: E402
 from bench.support.graphs import comment_graph, draft_graph, manual_graph, webhook_graph  # noqa: E402
 from bench.support.stack import (  # noqa: E402
     BIN,
@@ -66,6 +67,7 @@ from bench.support.stack import (  # noqa: E402
     group_cpu_seconds,
     load_average,
     machine_cpu_seconds,
+    percentile,
     process_cpu_seconds,
     production_env,
     start_gunicorn,
@@ -83,20 +85,6 @@ LOCUSTFILE = ROOT / "bench" / "support" / "locustfile.py"
 ACCOUNTS = 4
 DRAFTS_PER_ACCOUNT = 50
 HISTORY_PER_ACCOUNT = 1000
-SENTENCES = [
-    "Orders placed before 2 pm leave the warehouse the same day.",
-    "Standard delivery takes 2 to 4 working days within Germany.",
-    "Returns are free within 30 days of delivery for unworn items.",
-    "Refunds go back to the original payment method within 5 working days.",
-    "We accept credit cards, PayPal, Apple Pay and Klarna instalments.",
-    "Jeans are cut slim, so order one size up for a looser fit.",
-    "The Berlin store opens Monday to Saturday from 10 am to 8 pm.",
-    "Every product carries a two-year warranty against manufacturing defects.",
-    "Loyalty members earn one point for every euro spent.",
-    "Our team answers messages on Instagram within one working day.",
-    "The organic cotton shirt is pre-washed and keeps its shape after many washes.",
-    "Gift cards never expire and can be combined with any payment method.",
-]
 DOCUMENTS = ["Shipping", "Returns and refunds", "Payment", "Sizes", "Stores and service"]
 SEARCH_TERMS = [
     "how long does delivery take",
@@ -310,13 +298,6 @@ def run_locust(
     data = json.loads(results.read_text())
     data["locust_cpu"] = cpu
     return data
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def summarize(runs: list[dict]) -> dict[str, dict]:

@@ -59,9 +59,21 @@ def production_env(*, database: str, redis_url: str, app_secret: str) -> dict[st
 # --- Scratch database ------------------------------------------------------------------
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The q-th quantile (0..1) by nearest rank; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def drop_database(name: str) -> None:
     import psycopg
 
+    if "django.db" in sys.modules:  # this process's own connections would block the drop
+        from django.db import connections
+
+        connections.close_all()
     with psycopg.connect(ADMIN_DB_URL, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
