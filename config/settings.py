@@ -230,6 +230,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "auth": env("AUTH_THROTTLE_RATE", "20/min"),
         "webhooks": env("WEBHOOK_THROTTLE_RATE", "6000/min"),
+        # Every search embeds its query, which costs money with the openai embedder.
+        "search": env("SEARCH_THROTTLE_RATE", "600/min"),
     },
     "NUM_PROXIES": envint("NUM_PROXIES", 0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -6,6 +6,7 @@ from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from core.api import Conflict, OwnedQuerysetMixin
@@ -86,6 +87,9 @@ class DocumentViewSet(OwnedQuerysetMixin, viewsets.ModelViewSet):
 
 
 class SearchView(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "search"  # per user
+
     @extend_schema(
         parameters=[SearchQuerySerializer],
         responses={

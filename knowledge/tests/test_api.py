@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import override_settings
+from rest_framework.throttling import ScopedRateThrottle
 
 from core.testing import FakeHTTPServer, Reply
 from knowledge.models import Document
@@ -169,6 +170,17 @@ def test_bad_search_parameters_are_400(api, params):
     response = api.get(SEARCH, params)
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
+
+
+def test_search_is_throttled_per_user(api, client_for, other_user, monkeypatch):
+    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "search", "3/min")
+
+    answers = [api.get(SEARCH, {"q": "parking"}) for _ in range(4)]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+    assert answers[-1].json()["code"] == "throttled"
+    assert int(answers[-1]["Retry-After"]) >= 1
+    assert client_for(other_user).get(SEARCH, {"q": "parking"}).status_code == 200
 
 
 def test_a_changed_embedder_is_a_409_telling_what_to_run(api, user, add_document):
