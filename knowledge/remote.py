@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from core.http import retry_after_seconds
+from core.http import ResponseTooLarge, read_capped, retry_after_seconds
 from knowledge.errors import ServiceError, ServiceUnavailable, clean_remote_message
 
 USER_AGENT = "Inflow/1.0 (knowledge base)"
@@ -53,13 +53,9 @@ def request_json(
             httpx.Client(timeout=timeout, trust_env=False) as client,
             client.stream(method, url, headers=all_headers, json=body, params=params) as response,
         ):
-            chunks, size = [], 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > max_bytes:
-                    raise ServiceError(f"{service} sent an answer larger than {max_bytes // 1024} KB.")
-                chunks.append(chunk)
-            raw = b"".join(chunks)
+            raw = read_capped(response, max_bytes)
+    except ResponseTooLarge:
+        raise ServiceError(f"{service} sent an answer larger than {max_bytes // 1024} KB.") from None
     except httpx.TimeoutException:
         raise ServiceUnavailable(f"{service} did not answer within {timeout:g} s.") from None
     except httpx.HTTPError as exc:

@@ -15,7 +15,7 @@ import httpcore
 import httpx
 from django.conf import settings
 
-from core.http import retry_after_seconds
+from core.http import ResponseTooLarge, read_capped, retry_after_seconds
 from executions.engine import NodeContext, NodeResult, PermanentError, TransientError
 
 USER_AGENT = "Inflow/1.0 (+http.request node)"
@@ -60,16 +60,6 @@ class GuardedTransport(httpx.HTTPTransport):
         )
 
 
-def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    chunks, size = [], 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise PermanentError(f"The response is larger than {limit // 1024} KB; refused.")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _decode(body: bytes, content_type: str) -> object:
     text = body.decode("utf-8", errors="replace")
     if "json" in content_type:
@@ -100,7 +90,10 @@ def http_request(config: dict, ctx: NodeContext) -> NodeResult:
             ) as client,
             client.stream(method, url, **request_kwargs) as response,
         ):
-            raw = _read_capped(response, settings.HTTP_REQUEST_MAX_RESPONSE_BYTES)
+            raw = read_capped(response, settings.HTTP_REQUEST_MAX_RESPONSE_BYTES)
+    except ResponseTooLarge:
+        limit = settings.HTTP_REQUEST_MAX_RESPONSE_BYTES
+        raise PermanentError(f"The response is larger than {limit // 1024} KB; refused.") from None
     except BlockedAddress as exc:
         raise PermanentError(f"Blocked: {exc} (SSRF protection).") from None
     except httpx.TimeoutException:

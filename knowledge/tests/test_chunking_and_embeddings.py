@@ -12,6 +12,7 @@ from core.testing import FakeHTTPServer, Reply
 from knowledge.chunking import chunk_text
 from knowledge.embeddings import HashingEmbedder, OpenAIEmbedder, SentenceTransformerEmbedder, get_embedder
 from knowledge.errors import ServiceError, ServiceUnavailable
+from knowledge.remote import request_json
 
 API_KEY = "sk-test-0123456789abcdefghijklmnop"
 
@@ -145,6 +146,16 @@ def test_openai_errors_are_transient_or_permanent_and_never_echo_the_key():
     assert "401" in refused.value.message
     assert API_KEY not in refused.value.message
     assert not refused.value.transient
+
+
+def test_an_oversized_answer_is_refused_unread():
+    with (
+        FakeHTTPServer(lambda request: Reply(200, {"data": "x" * 4096})) as server,
+        pytest.raises(ServiceError) as caught,
+    ):
+        request_json("GET", f"{server.url}/big", service="The embeddings API", timeout=5, max_bytes=2048)
+    assert caught.value.message == "The embeddings API sent an answer larger than 2 KB."
+    assert not caught.value.transient
 
 
 @override_settings(EMBEDDINGS_TIMEOUT=1)
