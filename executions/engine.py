@@ -233,7 +233,8 @@ class Engine:
             "Interrupted: the worker stopped while this step was calling out. The call may or may not "
             "have gone through, so it is not repeated (no duplicate messages)."
         )
-        entry = self._entry(self.nodes[node_id], attempt, "failed", now, now, error=error)
+        node = self.nodes.get(node_id, {"id": node_id, "type": None})  # the flow may have been edited since
+        entry = self._entry(node, attempt, "failed", now, now, error=error)
         entry["decision"] = "not repeated: the step has side effects"
         signal = journal.record(entry, state, replace_last=True)
         return self._signal_outcome(signal) or Outcome("failed", f'Step "{node_id}" failed: {error}')
@@ -277,7 +278,11 @@ class Engine:
         )
 
     def _step(self, state: dict, journal: Journal, node_id: str, time_left: float) -> Outcome | None:
-        node = self.nodes[node_id]
+        node = self.nodes.get(node_id)
+        if node is None:
+            # The run resumes on the flow's current graph, and someone removed the node
+            # while the run waited (a delay, a retry) or was being recovered.
+            return Outcome("failed", f'Node "{node_id}" is no longer in the flow: it was edited during the run.')
         spec = self.specs.get(node["type"])
         attempt = state["attempts"].get(node_id, 1)
         state["steps"] += 1

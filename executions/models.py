@@ -100,21 +100,28 @@ class FlowExecution(models.Model):
     def request_cancel(self) -> bool:
         """Cancel now if nothing runs it, else ask the worker to stop at the next step.
 
-        Returns False when the execution had already finished.
+        Returns False when the execution had already finished. One statement: as two, a
+        run that parked between them (running, then waiting) was neither cancelled nor
+        flagged, and the caller was told it had finished.
         """
-        now = timezone.now()
-        idle = Q(status__in=[self.Status.PENDING, self.Status.WAITING])
-        stopped = FlowExecution.objects.filter(idle, pk=self.pk).update(
-            status=self.Status.CANCELLED, completed_at=now, error="Cancelled on request.", lease=None, resume_at=None
-        )
-        if not stopped:
-            flagged = FlowExecution.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(cancel_requested=True)
-            if not flagged:
-                self.refresh_from_db(fields=["status", "cancel_requested", "completed_at", "error"])
-                return False
-        self.refresh_from_db(fields=["status", "cancel_requested", "completed_at", "error"])
-        return True
+        with connection.cursor() as cursor:
+            cursor.execute(CANCEL_SQL, [self.pk])
+            changed = cursor.rowcount
+        self.refresh_from_db(fields=["status", "cancel_requested", "completed_at", "error", "resume_at"])
+        return changed == 1
 
+
+# SET expressions read the row as it was before the update.
+CANCEL_SQL = """
+UPDATE flow_executions SET
+    cancel_requested = (status = 'running'),
+    status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,
+    completed_at = CASE WHEN status = 'running' THEN completed_at ELSE now() END,
+    error = CASE WHEN status = 'running' THEN error ELSE 'Cancelled on request.' END,
+    lease = CASE WHEN status = 'running' THEN lease ELSE NULL END,
+    resume_at = CASE WHEN status = 'running' THEN resume_at ELSE NULL END
+WHERE id = %s AND status IN ('pending', 'running', 'waiting')
+"""
 
 CLAIM_SQL = """
 UPDATE flow_executions AS e

@@ -44,16 +44,44 @@ WRITTEN_SQL = """
 SELECT cancel_requested FROM flow_executions
 WHERE id = %s AND lease = %s AND jsonb_array_length(execution_log) = %s AND execution_log -> -1 = %s::jsonb
 """
+# A cancel that arrives after the last step was saved must not be lost when the run parks:
+# a run about to wait is cancelled instead (SET expressions read the row as it was).
 FINISH_SQL = """
-UPDATE flow_executions SET status = %(status)s, error = %(error)s, completed_at = %(completed_at)s,
-    resume_at = %(resume_at)s, enqueued_at = %(resume_at)s, state = %(state)s::jsonb,
-    run_seconds = %(run_seconds)s, lease = NULL, cancel_requested = false,
+UPDATE flow_executions SET
+    status = CASE WHEN cancel_requested AND %(parks)s::boolean THEN 'cancelled' ELSE %(status)s END,
+    error = CASE WHEN cancel_requested AND %(parks)s::boolean THEN 'Cancelled on request.' ELSE %(error)s END,
+    completed_at = CASE WHEN cancel_requested AND %(parks)s::boolean THEN now() ELSE %(completed_at)s::timestamptz END,
+    resume_at = CASE WHEN cancel_requested THEN NULL ELSE %(resume_at)s::timestamptz END,
+    enqueued_at = CASE WHEN cancel_requested THEN NULL ELSE %(resume_at)s::timestamptz END,
+    state = %(state)s::jsonb, run_seconds = %(run_seconds)s, lease = NULL, cancel_requested = false,
     execution_log = CASE %(log_mode)s
         WHEN 'append' THEN execution_log || jsonb_build_array(%(entry)s::jsonb)
         WHEN 'replace' THEN jsonb_set(execution_log, '{-1}', %(entry)s::jsonb)
         ELSE execution_log END
 WHERE id = %(id)s AND lease = %(lease)s
+RETURNING status
 """
+
+
+def _dumps(value: object) -> str:
+    """JSON for a jsonb column, which cannot hold U+0000 (an HTTP response body may).
+
+    Without this the write fails, the run stays `running`, and every recovery fails again.
+    """
+    text = json.dumps(value)
+    if "\\u0000" in text:
+        text = json.dumps(_without_nul(value))
+    return text
+
+
+def _without_nul(value: object) -> object:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(child) for child in value]
+    return value
 
 
 @dataclass
@@ -70,8 +98,8 @@ class DatabaseJournal:
             self.final_entry = (entry, replace_last)
             return Signal.CONTINUE
         sql = REPLACE_LAST_SQL if replace_last else APPEND_SQL
-        entry_json = json.dumps(entry)
-        params = [entry_json, json.dumps(state), self.execution_id, self.lease, self.log_length]
+        entry_json = _dumps(entry)
+        params = [entry_json, _dumps(state), self.execution_id, self.lease, self.log_length]
         try:
             row = _fetch_one(sql, params)
         except (InterfaceError, OperationalError):
@@ -95,11 +123,6 @@ def _fetch_one(sql: str, params: list) -> tuple | None:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
-
-
-def _fetch_none(sql: str, params: list | dict) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 class Heartbeat:
@@ -182,7 +205,30 @@ def run(execution_id: int) -> Outcome | None:
     if claimed is None:
         return None
     lease = claimed["lease"]
-    flow_data, state = _as_json(claimed["flow_data"]), _as_json(claimed["state"])
+    state = _as_json(claimed["state"])
+    heartbeat = Heartbeat.get()
+    heartbeat.track(execution_id, lease)
+    journal = DatabaseJournal(execution_id, lease, log_length=claimed["log_length"])
+    try:
+        outcome = _run_engine(execution_id, claimed, state, journal)
+    except (InterfaceError, OperationalError):
+        raise  # the database is away: the sweeper resumes the run once it is back
+    except Exception as exc:
+        # A bug must end the run. Left `running`, it would be recovered and fail again forever.
+        logger.exception("execution %s: unexpected error in the engine; the run is marked failed", execution_id)
+        outcome = Outcome("failed", f"Internal error: {type(exc).__name__}: {exc}")
+    finally:
+        heartbeat.clear()
+    if outcome.status != "lost":
+        _finish(execution_id, lease, outcome, state, state.get("run_seconds", 0.0), journal.final_entry)
+    else:
+        logger.warning("execution %s was taken over by another worker; stopping", execution_id)
+    return outcome
+
+
+def _run_engine(execution_id: int, claimed: dict, state: dict, journal: DatabaseJournal) -> Outcome:
+    """Run the engine on `state`, which it updates in place (a fresh run starts it here)."""
+    flow_data = _as_json(claimed["flow_data"])
     engine = Engine(
         flow_data,
         limits=Limits(
@@ -195,23 +241,9 @@ def run(execution_id: int) -> Outcome | None:
     if not state:
         trigger = trigger_node(flow_data)
         if trigger is None:
-            outcome = Outcome("failed", "The flow has no trigger node.")
-            _finish(execution_id, lease, outcome, {}, 0.0)
-            return outcome
-        state = engine.initial_state(trigger["id"], _as_json(claimed["trigger_data"]))
-
-    heartbeat = Heartbeat.get()
-    heartbeat.track(execution_id, lease)
-    journal = DatabaseJournal(execution_id, lease, log_length=claimed["log_length"])
-    try:
-        outcome = engine.run(state, journal)
-    finally:
-        heartbeat.clear()
-    if outcome.status != "lost":
-        _finish(execution_id, lease, outcome, state, state.get("run_seconds", 0.0), journal.final_entry)
-    else:
-        logger.warning("execution %s was taken over by another worker; stopping", execution_id)
-    return outcome
+            return Outcome("failed", "The flow has no trigger node.")
+        state.update(engine.initial_state(trigger["id"], _as_json(claimed["trigger_data"])))
+    return engine.run(state, journal)
 
 
 def _finish(
@@ -226,26 +258,29 @@ def _finish(
     entry, replace_last = final_entry or (None, False)
     params = {
         "status": outcome.status,
-        "error": outcome.error[:5000],
+        "parks": waiting,
+        "error": outcome.error[:5000].replace("\x00", "\ufffd"),
         "completed_at": None if waiting else timezone.now(),
         # A parked run counts as enqueued for its resume time (see schedule_resume).
         "resume_at": outcome.resume_at if waiting else None,
-        "state": json.dumps(state),
+        "state": _dumps(state),
         "run_seconds": run_seconds,
         "log_mode": "none" if entry is None else ("replace" if replace_last else "append"),
-        "entry": None if entry is None else json.dumps(entry),
+        "entry": None if entry is None else _dumps(entry),
         "id": execution_id,
         "lease": lease,
     }
     try:
-        _fetch_none(FINISH_SQL, params)
+        row = _fetch_one(FINISH_SQL, params)
     except (InterfaceError, OperationalError):
         # As in record(): the statement is conditional on our lease, so a retry after a
         # first attempt that did commit simply matches nothing.
         logger.warning("execution %s: database connection lost while finishing; retrying", execution_id)
         connection.close()
-        _fetch_none(FINISH_SQL, params)
-    if waiting:
+        row = _fetch_one(FINISH_SQL, params)
+    # No row: a retried statement whose first attempt committed, or a lost lease. A second
+    # resume message is harmless (the claim), a missing one would delay the run.
+    if waiting and (row is None or row[0] == "waiting"):
         from executions.tasks import schedule_resume
 
         schedule_resume(execution_id, outcome.resume_at)

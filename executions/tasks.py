@@ -19,6 +19,9 @@ logger = logging.getLogger(__name__)
 # up by the sweeper, so no worker holds a message for hours.
 COUNTDOWN_WINDOW = timedelta(minutes=5)
 SWEEP_BATCH = 500
+# A run whose worker died this many times is failed rather than resumed again: a step that
+# kills its worker (memory, a crash in a library) must not take down one worker after another.
+MAX_RECOVERIES = 5
 
 
 @shared_task(ignore_result=True, acks_late=True)
@@ -40,14 +43,17 @@ def schedule_resume(execution_id: int, resume_at: datetime) -> None:
 
 RECOVER_STALE_SQL = """
 UPDATE flow_executions SET
-    status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END,
-    completed_at = CASE WHEN cancel_requested THEN now() ELSE NULL END,
-    error = CASE WHEN cancel_requested THEN 'Cancelled on request.' ELSE error END,
+    status = CASE WHEN cancel_requested THEN 'cancelled' WHEN recoveries >= %(max)s THEN 'failed' ELSE 'pending' END,
+    completed_at = CASE WHEN cancel_requested OR recoveries >= %(max)s THEN now() ELSE NULL END,
+    error = CASE
+        WHEN cancel_requested THEN 'Cancelled on request.'
+        WHEN recoveries >= %(max)s THEN %(gave_up)s
+        ELSE error END,
     lease = NULL, enqueued_at = now(), recoveries = recoveries + 1
 WHERE id IN (
     SELECT id FROM flow_executions
-    WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => %s)
-    ORDER BY heartbeat_at LIMIT %s FOR UPDATE SKIP LOCKED
+    WHERE status = 'running' AND heartbeat_at < now() - make_interval(secs => %(stale)s)
+    ORDER BY heartbeat_at LIMIT %(batch)s FOR UPDATE SKIP LOCKED
 ) AND status = 'running'
 RETURNING id, status
 """
@@ -75,7 +81,15 @@ def sweep_executions() -> dict:
     """
     requeue_after = settings.EXECUTION_PENDING_REQUEUE_SECONDS
     with connection.cursor() as cursor:
-        cursor.execute(RECOVER_STALE_SQL, [settings.EXECUTION_HEARTBEAT_TIMEOUT, SWEEP_BATCH])
+        cursor.execute(
+            RECOVER_STALE_SQL,
+            {
+                "max": MAX_RECOVERIES,
+                "gave_up": f"Stopped: its worker died {MAX_RECOVERIES + 1} times while running it.",
+                "stale": settings.EXECUTION_HEARTBEAT_TIMEOUT,
+                "batch": SWEEP_BATCH,
+            },
+        )
         recovered = cursor.fetchall()
         cursor.execute(REQUEUE_SQL, [requeue_after, requeue_after, SWEEP_BATCH])
         requeued = [row[0] for row in cursor.fetchall()]
@@ -113,7 +127,7 @@ def run_scheduled_flow(flow_id: int) -> None:
     from flows.models import Flow
 
     flow = Flow.objects.filter(pk=flow_id, status=Flow.Status.ACTIVE).defer("webhook_secret").first()
-    if flow is None or flow.trigger_type != "trigger.schedule":
+    if flow is None or flow.trigger_type != "trigger.schedule" or "trigger.schedule" in runner.disabled_node_types():
         return
     minute = timezone.now().replace(second=0, microsecond=0)
     start_execution(

@@ -17,6 +17,7 @@ from core.ratelimit import rate_limited
 from core.views import json_error
 from executions.filters import ExecutionFilter
 from executions.models import FlowExecution
+from executions.runner import disabled_node_types
 from executions.serializers import ExecutionSerializer
 from executions.services import start_execution
 from flows.models import Flow
@@ -58,6 +59,8 @@ def flow_webhook(request: HttpRequest, flow_id: int, secret: str) -> JsonRespons
         return json_error(404, "Not found.", "not_found")
     if flow.status != Flow.Status.ACTIVE or flow.trigger_type != "trigger.webhook":
         return json_error(409, "This flow is not active with a webhook trigger.", "flow_not_active")
+    if "trigger.webhook" in disabled_node_types():
+        return json_error(409, "Webhook triggers are switched off on this Inflow server.", "node_type_disabled")
     try:
         body = loads_strict(request.body or b"{}")
     except exceptions.ParseError as exc:

@@ -338,3 +338,15 @@ def test_catastrophic_regexes_fail_the_step_instead_of_hanging():
         evaluate("a" * 60 + "b", "regex", r"(a|aa)+$")
     with pytest.raises(PermanentError, match="compares numbers"):
         evaluate("abc", "gt", 1)
+
+
+def test_regexes_that_blow_up_when_compiled_are_refused_before_compiling():
+    """A pattern can come from a template (a customer's message): it is checked at run time too."""
+    from executions.nodes.logic import evaluate
+
+    for pattern in ("(?:a{1000}){1000}", "(?:(?:a{1000})+){1000}", r"(?:\p{L}{100}){100}"):
+        with pytest.raises(PermanentError, match="repeat counts are too large"):
+            evaluate("a", "regex", pattern)
+    # Ranges and open repeats are not expanded, so ordinary patterns stay allowed.
+    assert evaluate("10.0.0.255", "regex", r"^(?:\d{1,3}\.){3}\d{1,3}$")
+    assert evaluate("x" * 1500, "regex", r"^.{0,1000}x.{0,1000}$")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
+
 import pytest
 
 from core.testing import FakeHTTPServer, Reply
@@ -30,6 +35,12 @@ def allow_private(settings):
         "fe80::1",
         "::ffff:127.0.0.1",
         "0.0.0.0",  # noqa: S104 (an address under test, not a bind)
+        # IPv6 forms that carry a private IPv4 address: compatible, translated, NAT64, 6to4.
+        "::7f00:1",
+        "::ffff:0:a00:1",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b:1::a00:1",
+        "2002:a00:1::",
     ],
 )
 def test_non_public_addresses_are_recognised(address):
@@ -92,6 +103,47 @@ def test_timeouts_are_transient(allow_private):
         pytest.raises(TransientError, match="Timed out"),
     ):
         http_request({"url": f"{server.url}/slow", "timeout_seconds": 0.3}, context())
+
+
+def test_a_timed_out_post_is_not_repeated(allow_private):
+    """The server may have acted on it: a retry could place the order twice."""
+    with FakeHTTPServer(lambda r: Reply(200, {}, delay=1.5)) as server:
+        with pytest.raises(PermanentError, match="the POST may have gone through, so it is not repeated"):
+            http_request({"url": f"{server.url}/orders", "method": "POST", "timeout_seconds": 0.3}, context())
+        # Nothing was sent when the connection could not even be made: that one is retried.
+        with pytest.raises(TransientError, match="Connection failed"):
+            http_request({"url": "http://127.0.0.1:9/orders", "method": "POST"}, context())
+
+
+def test_the_timeout_bounds_the_whole_request_not_each_read(allow_private):
+    """A server dribbling one byte at a time never trips a per-read timeout."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def dribble() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            with contextlib.suppress(OSError):
+                for _ in range(40):  # 10 s in all if nobody hangs up
+                    connection.sendall(b"x")
+                    time.sleep(0.25)
+
+    thread = threading.Thread(target=dribble, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    with listener, pytest.raises(TransientError, match="Timed out"):
+        http_request({"url": f"http://127.0.0.1:{listener.getsockname()[1]}/", "timeout_seconds": 1}, context())
+    assert time.monotonic() - started < 2
+
+
+def test_invalid_requests_are_permanent(allow_private):
+    with FakeHTTPServer(lambda r: Reply(302, b"", headers={"Location": "ftp://127.0.0.1/file"})) as server:
+        with pytest.raises(PermanentError, match="Invalid request"):
+            http_request({"url": f"{server.url}/moved"}, context())
+        with pytest.raises(PermanentError, match="Invalid request"):
+            http_request({"url": f"{server.url}/x", "headers": {"X-Bad": "a\r\nInjected: 1"}}, context())
+    assert len(server.received()) == 1  # the redirect only: nothing was retried or sent wrongly
 
 
 def test_responses_over_the_cap_are_refused(allow_private, settings):

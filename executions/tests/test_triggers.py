@@ -113,6 +113,23 @@ def test_the_generic_webhook_refuses_wrong_secrets_and_bad_bodies(api, anon):
     assert not FlowExecution.objects.exists()
 
 
+def test_staff_switching_a_trigger_type_off_stops_new_runs(api, anon, monkeypatch):
+    from executions import runner
+    from flows.models import NodeType
+
+    webhook = create(api, graph("trigger.webhook"))
+    scheduled = create(api, graph("trigger.schedule", {"cron": "* * * * *"}))
+    NodeType.objects.filter(type__in=["trigger.webhook", "trigger.schedule"]).update(enabled=False)
+    monkeypatch.setattr(runner, "_disabled_cache", (0.0, frozenset()))  # forget the cached list now
+
+    response = anon.post(webhook["webhook_url"], {"x": 1}, format="json")
+    run_scheduled_flow(scheduled["id"])
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "node_type_disabled"
+    assert not FlowExecution.objects.exists()
+
+
 def test_dedup_keys_never_make_a_second_execution(user):
     flow = Flow.objects.create(user=user, name="f", flow_data=graph("trigger.manual"), status="active")
     first, created = start_execution(flow=flow, trigger_type="trigger.manual", trigger_data={}, dedup_key="evt-1")

@@ -101,6 +101,12 @@ def test_the_design_example_is_valid_and_keeps_positions():
             lambda d: d["nodes"][1]["config"].update(op="regex", right="(unclosed"),
             'node "c": config.right: the pattern does not compile',
         ),
+        (
+            # Compiling this expands it to a million items (~270 MB); the real attack,
+            # three levels of {65535}, asked for more than 20 GB.
+            lambda d: d["nodes"][1]["config"].update(op="regex", right="(?:a{1000}){1000}"),
+            'node "c": config.right: the pattern\'s fixed repeat counts are too large',
+        ),
     ],
 )
 def test_wrong_graphs_are_refused_with_precise_messages(mutate, expected):
