@@ -259,16 +259,26 @@ def worker(django_db_setup):
     return _shared_worker
 
 
+def _stop_the_shared_worker() -> None:
+    global _shared_worker
+    if _shared_worker is not None:
+        _shared_worker.stop()
+        _shared_worker = None
+
+
+@pytest.fixture
+def no_worker(django_db_setup):
+    """No worker runs what the test enqueues: it would hold locks the test's flush needs."""
+    _stop_the_shared_worker()
+
+
 @pytest.fixture
 def start_worker(django_db_setup):
     """Dedicated workers for tests that kill or reconfigure them; stopped at the end.
 
     The shared worker is stopped first so it cannot take the test's tasks.
     """
-    global _shared_worker
-    if _shared_worker is not None:
-        _shared_worker.stop()
-        _shared_worker = None
+    _stop_the_shared_worker()
     started: list[WorkerProcess] = []
 
     def start(concurrency: int = 2, **env_overrides: str) -> WorkerProcess:

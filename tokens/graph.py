@@ -1,16 +1,20 @@
 """A small Graph API client: the calls Inflow's Meta nodes and token refresh make.
 
 URLs come from settings (`META_GRAPH_URL`, `META_INSTAGRAM_GRAPH_URL`) with the API version
-from `META_GRAPH_VERSION` in one place, so tests point them at a local server. The token
-travels in the Authorization header (the refresh endpoint only takes it as the
-`access_token` parameter); it is never part of an error message, a log line or a result.
+from `META_GRAPH_VERSION` in one place, so tests point them at a local server. Each token
+is sent to its own host: `instagram` tokens are Instagram User tokens (Business Login for
+Instagram, the kind `ig_refresh_token` refreshes), which only graph.instagram.com accepts;
+graph.facebook.com refuses them with error 190. `facebook` tokens are Page tokens for
+graph.facebook.com. The token travels in the Authorization header (the refresh endpoint
+only takes it as the `access_token` parameter); it is never part of an error message, a
+log line or a result.
 
 Meta's errors (`{"error": {"code", "error_subcode", "message", ...}}`) become the engine's
 exceptions:
 - 190 / 102 (OAuthException: expired, revoked, password changed) → the token is marked
   `expired` and the step fails with "reconnect it".
 - 4, 17, 32, 613, 80001-80014 (app, user, page and business-use-case rate limits), 1, 2,
-  `is_transient`, HTTP 429 and 5xx → TransientError: the engine retries with backoff,
+  1200, `is_transient`, HTTP 429 and 5xx → TransientError: the engine retries with backoff,
   honouring Retry-After or the business-use-case `estimated_time_to_regain_access`.
 - 10 and 200-299 (permissions), everything else → PermanentError with Meta's message.
 A connection that failed before the request was sent is retried; a timeout after it was
@@ -35,7 +39,8 @@ from tokens.models import ApiToken
 USER_AGENT = "Inflow/1.0 (+Meta Graph API)"
 TOKEN_CODES = frozenset({102, 190})
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, *range(80001, 80015)})
-TRANSIENT_CODES = frozenset({1, 2})
+# 1200: Messenger's "Temporary send message failure. Please try again later."
+TRANSIENT_CODES = frozenset({1, 2, 1200})
 PERMISSION_CODES = frozenset({10, *range(200, 300)})
 MAX_MESSAGE = 300
 
@@ -60,6 +65,13 @@ def client() -> httpx.Client:
 
 def graph_url(path: str, base: str | None = None) -> str:
     return f"{base or settings.META_GRAPH_URL}/{settings.META_GRAPH_VERSION}/{path.lstrip('/')}"
+
+
+def base_url(token: ApiToken) -> str:
+    """The Graph API host that accepts this token (see the module docstring)."""
+    if token.provider == ApiToken.Provider.INSTAGRAM:
+        return settings.META_INSTAGRAM_GRAPH_URL
+    return settings.META_GRAPH_URL
 
 
 def account_label(token: ApiToken) -> str:
@@ -148,7 +160,7 @@ def post(token: ApiToken, path: str, payload: dict, *, what: str, timeout: float
     """POST JSON to the Graph API as the token's account."""
     return _send(
         "POST",
-        graph_url(path),
+        graph_url(path, base_url(token)),
         token,
         what,
         json=payload,

@@ -42,14 +42,17 @@ class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
         """Active long-lived Instagram tokens that expire soon and are at least 24 h old.
 
         Meta refuses to refresh a token younger than 24 h; an expired one cannot be refreshed.
+        A token connected without `expires_at` is refreshed too: long-lived Instagram tokens
+        last 60 days, and Meta's answer tells when the new one expires. Left alone, it would
+        lapse without warning.
         """
         now = now or timezone.now()
         day_old = now - timedelta(hours=24)
+        soon = now + timedelta(days=settings.META_TOKEN_REFRESH_WITHIN_DAYS)
         return self.filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now, expires_at__lte=soon),
             provider=ApiToken.Provider.INSTAGRAM,
             status=ApiToken.Status.ACTIVE,
-            expires_at__gt=now,
-            expires_at__lte=now + timedelta(days=settings.META_TOKEN_REFRESH_WITHIN_DAYS),
         ).filter(
             Q(last_refreshed_at__lte=day_old) | Q(last_refreshed_at__isnull=True, created_at__lte=day_old),
         )

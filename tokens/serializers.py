@@ -13,7 +13,9 @@ class ScopesField(serializers.JSONField):
 
 
 class ApiTokenSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
-    access_token = serializers.CharField(write_only=True, max_length=4096, trim_whitespace=True)
+    # Meta's tokens are printable ASCII without spaces. Anything else could never go out in
+    # an Authorization header: refused here rather than as an odd failure at send time.
+    access_token = serializers.RegexField(r"^[\x21-\x7e]+\Z", write_only=True, max_length=4096, trim_whitespace=False)
     # [0-9], not \d (which takes any script's digits), and \Z, not $ (which takes a final
     # newline); untrimmed, so what is checked is what is stored.
     account_id = serializers.RegexField(

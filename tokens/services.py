@@ -127,18 +127,29 @@ def _start_executions(parsed: list[events.Event]) -> int:
         .exclude(status=ApiToken.Status.REVOKED)
         .only("id", "user_id", "provider", "account_id", "status")
     }
-    flows_by_key: dict[tuple[int, str], list[Flow]] = {}
     now = timezone.now()
-    started = 0
     unknown: defaultdict[str, int] = defaultdict(int)
+    routed: list[tuple[ApiToken, events.Event]] = []
+    windows: dict[tuple[int, str], datetime] = {}
     for event in parsed:
         token = tokens.get((event.provider, event.account_id))
         if token is None:
             unknown[event.account_id] += 1
             continue
+        routed.append((token, event))
         if event.is_inbound_message:
             # Never trust a clock from the payload beyond our own.
-            record_inbound(token.id, event.contact_id, min(event.occurred_at or now, now))
+            at = min(event.occurred_at or now, now)
+            key = (token.id, event.contact_id)
+            windows[key] = max(windows.get(key, at), at)
+    # Meta re-batches its retries, so two workers may hold deliveries that share events in
+    # a different order. Taking the locks (window rows, then dedup index entries) in one
+    # sorted order makes the second worker wait for the first instead of deadlocking.
+    for (token_id, contact_id), at in sorted(windows.items()):
+        record_inbound(token_id, contact_id, at)
+    flows_by_key: dict[tuple[int, str], list[Flow]] = {}
+    started = 0
+    for token, event in sorted(routed, key=lambda pair: pair[1].dedup_key):
         key = (token.user_id, event.trigger_type)
         if key not in flows_by_key:
             flows_by_key[key] = active_flows(token.user_id, event.trigger_type)

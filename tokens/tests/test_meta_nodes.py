@@ -126,6 +126,27 @@ def test_messenger_sends_a_response(graph, user):
     }
 
 
+def test_each_token_goes_to_the_host_that_accepts_it(user, settings):
+    """Instagram User tokens work only on graph.instagram.com, Page tokens on graph.facebook.com."""
+    with FakeHTTPServer(graph_ok) as instagram, FakeHTTPServer(graph_ok) as facebook:
+        settings.META_INSTAGRAM_GRAPH_URL, settings.META_GRAPH_URL = instagram.url, facebook.url
+        token = connect(user)
+        open_window(token)
+        page = connect(user, provider="facebook", account_id=PAGE_ID, raw_token="EAAG-page-token-0123456789")
+        open_window(page)
+        nodes.instagram_private_reply({"text": "hi"}, context(user))
+        nodes.instagram_send_message({"text": "hi"}, context(user))
+        nodes.instagram_reply_comment({"text": "hi"}, context(user))
+        nodes.messenger_send_message({"text": "hi"}, context(user, provider="facebook", account_id=PAGE_ID))
+
+    assert [r.path for r in instagram.received("POST")] == [
+        graph_path(f"{IG_ACCOUNT}/messages"),
+        graph_path(f"{IG_ACCOUNT}/messages"),
+        graph_path("1791/replies"),
+    ]
+    assert [r.path for r in facebook.received("POST")] == [graph_path(f"{PAGE_ID}/messages")]
+
+
 def test_public_reply(graph, user):
     connect(user)
     result = nodes.instagram_reply_comment({"text": "Check your DMs!"}, context(user))
@@ -159,6 +180,7 @@ def test_an_expired_token_fails_clearly_and_is_marked(graph, user):
         (Reply(429, {}), TransientError, "rate limit"),
         (Reply(503, b"oops"), TransientError, "temporarily unavailable"),
         (meta_error(2, 500, "Service temporarily unavailable"), TransientError, "temporarily unavailable"),
+        (meta_error(1200, 400, "Temporary send message failure"), TransientError, "temporarily unavailable"),
         (meta_error(10, 403, "Application does not have permission"), PermanentError, "permission"),
         (meta_error(100, message="Invalid parameter"), PermanentError, "Meta error 100: Invalid parameter"),
     ],
@@ -185,7 +207,7 @@ def test_rate_limits_carry_metas_wait_time(graph, user):
 
 
 def test_an_unreachable_graph_api_is_transient(user, settings):
-    settings.META_GRAPH_URL = "http://127.0.0.1:9"  # discard port: connection refused
+    settings.META_INSTAGRAM_GRAPH_URL = "http://127.0.0.1:9"  # discard port: connection refused
     connect(user)
     with pytest.raises(TransientError, match="Could not reach Meta"):
         nodes.instagram_reply_comment({"text": "hi"}, context(user))

@@ -54,7 +54,7 @@ def finished(flow) -> list[FlowExecution]:
 def test_a_price_comment_gets_exactly_one_private_reply(start_worker, graph, user):
     connect(user)
     flow = make_flow(user, COMMENT_FLOW, [PRIVATE_REPLY])
-    start_worker(META_GRAPH_URL=graph.url)
+    start_worker(META_INSTAGRAM_GRAPH_URL=graph.url)
     payload = comment_payload("What's the PRICE?", comment_id="17900000000000042", username="jane.doe")
 
     client = Client()
@@ -86,7 +86,7 @@ def test_a_dm_flow_answers_the_sender_once(start_worker, graph, user):
         {"type": "instagram.message", "config": {"keywords": ["menu"]}},
         [{"id": "dm", "type": "instagram.send_message", "config": {"text": "Here is the menu: {{ trigger.text }}"}}],
     )
-    start_worker(META_GRAPH_URL=graph.url)
+    start_worker(META_INSTAGRAM_GRAPH_URL=graph.url)
     payload = message_payload("Menu please", mid="aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx", sender="6660042")
     client = Client()
     for _ in range(2):
@@ -102,7 +102,7 @@ def test_an_expired_token_fails_the_step_clearly_and_flips_the_status(start_work
     token = connect(user)
     flow = make_flow(user, COMMENT_FLOW, [PRIVATE_REPLY])
     graph.responder = lambda request: meta_error(190, 401, "Error validating access token: Session has expired.")
-    start_worker(META_GRAPH_URL=graph.url)
+    start_worker(META_INSTAGRAM_GRAPH_URL=graph.url)
 
     assert post_signed(Client(), comment_payload("price?")).status_code == 200
 
@@ -125,7 +125,7 @@ def test_a_delivery_whose_celery_message_was_lost_is_processed_by_the_sweeper(st
     assert post_signed(Client(), comment_payload("price")).status_code == 200  # no worker yet
     redis.Redis.from_url(TEST_REDIS_URL).flushdb()  # the broker loses the message
 
-    start_worker(META_GRAPH_URL=graph.url)
+    start_worker(META_INSTAGRAM_GRAPH_URL=graph.url)
     time.sleep(1)
     assert MetaWebhookDelivery.objects.get().processed_at is None
     assert sweep_meta_deliveries() == 1
@@ -139,7 +139,7 @@ def test_a_burst_of_deliveries_is_all_processed(start_worker, graph, user):
     """Nudges are coalesced (one queued Celery message at a time): none may be left behind."""
     connect(user)
     flow = make_flow(user, COMMENT_FLOW, [PRIVATE_REPLY])
-    start_worker(META_GRAPH_URL=graph.url)
+    start_worker(META_INSTAGRAM_GRAPH_URL=graph.url)
     client = Client()
     comment_ids = [f"179000000000{n:05d}" for n in range(30)]
     for comment_id in comment_ids:

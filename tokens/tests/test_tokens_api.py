@@ -55,6 +55,9 @@ def test_bad_token_payloads(api):
     assert connect(api, account_id="\u0661\u0662\u0663").status_code == 400  # Arabic-Indic digits
     assert connect(api, account_id="123\n").status_code == 400
     assert connect(api, access_token="").status_code == 400
+    assert connect(api, access_token="IGQVJ-tokén-with-an-accent-0000").status_code == 400
+    assert connect(api, access_token="IGQVJ-token-with\na-newline-0000").status_code == 400
+    assert connect(api, access_token=RAW_TOKEN + " ").status_code == 400
     assert connect(api, scopes="not-a-list").status_code == 400
     assert not ApiToken.objects.exists()
 
