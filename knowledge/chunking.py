@@ -2,15 +2,22 @@
 
 A token here is a whitespace-separated word. That is embedder-neutral and close enough to
 model tokens for sizing (English runs ~1.3 word pieces per word, so the default 200 stays
-within all-MiniLM-L6-v2's 256-piece window). Cuts prefer sentence and paragraph ends, so a
-passage reads as complete sentences and an answer is rarely split across two passages.
+within all-MiniLM-L6-v2's 256-piece window). Scripts written without spaces would make a
+whole paragraph one "word", so, as BERT-style tokenizers do, each Chinese or Japanese
+character is a token of its own, and any other run without spaces (a URL, Thai text) is cut
+every MAX_RUN characters: a passage is bounded in characters whatever the language.
+Cuts prefer sentence and paragraph ends, so a passage reads as complete sentences and an
+answer is rarely split across two passages.
 """
 
 from __future__ import annotations
 
 import re
 
-TOKEN = re.compile(r"\S+")
+MAX_RUN = 50
+# Kana and CJK ideographs (unified, extension A, compatibility).
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+TOKEN = re.compile(f"[{CJK}]|[^\\s{CJK}]{{1,{MAX_RUN}}}")
 # Sentence-ending punctuation (ASCII, ideographic full stop, fullwidth ! and ?, ellipsis),
 # optionally followed by closing quotes or brackets.
 SENTENCE_END = re.compile("[.!?;:\u3002\uff01\uff1f\u2026][\"'\u201d\u2019)\\]]*$")

@@ -31,7 +31,7 @@ from knowledge.embeddings import get_embedder
 from knowledge.errors import KnowledgeError, LeaseLost, ServiceError
 from knowledge.models import Document
 from knowledge.search import check_embedder
-from knowledge.stores import ChunkVector, get_store
+from knowledge.stores import ChunkVector, VectorStore, get_store
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +153,13 @@ def index(
 
     if not store.transactional:
         store.upsert(user_id, chunks, embedder=embedder.name, dim=embedder.dim)
-    with transaction.atomic():
-        finish()
+    try:
+        with transaction.atomic():
+            finish()
+    except LeaseLost:
+        if not store.transactional:
+            _remove_if_deleted(store, user_id, document_id)
+        raise
     if not store.transactional:
         try:
             store.delete_document(user_id, document_id, keep_generation=generation)
@@ -162,6 +167,32 @@ def index(
             # Searches already ignore the old generation; the next change removes it.
             logger.warning("document %s: old chunks not deleted yet: %s", document_id, exc.message)
     return len(chunks)
+
+
+def _remove_if_deleted(store: VectorStore, user_id: int, document_id: int) -> None:
+    """Vectors just written for a document (or user) deleted while it was being embedded.
+
+    The deletion's cleanup task may have run before this run's upsert, so without this
+    they would stay in the external store for good. (Overtaken by a re-upload instead, they
+    are ignored by searches and removed by the document's next switch or deletion.)
+    """
+    from accounts.models import User
+    from knowledge.tasks import delete_document_vectors, delete_namespace_vectors
+
+    if Document.objects.filter(pk=document_id).exists():
+        return
+    user_gone = not User.objects.filter(pk=user_id).exists()
+    try:
+        if user_gone:
+            store.delete_namespace(user_id)
+        else:
+            store.delete_document(user_id, document_id)
+    except KnowledgeError:
+        # The cleanup tasks retry for hours.
+        if user_gone:
+            delete_namespace_vectors.delay(user_id)
+        else:
+            delete_document_vectors.delay(user_id, document_id)
 
 
 def fail(document_id: int, lease: uuid.UUID, message: str) -> None:

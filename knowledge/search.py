@@ -81,7 +81,12 @@ def search(*, user_id: int, query: str, k: int) -> list[Result]:
     }
     results = []
     for hit in hits:
-        generation, title = live.get(hit.document_id, (None, ""))
-        if generation is not None and generation == hit.generation:
+        if hit.document_id not in live:
+            continue  # deleted since
+        generation, title = live[hit.document_id]
+        # A transactional store answered from one snapshot in which each document had one
+        # version, the live one then: a re-index that commits between that query and the
+        # lookup above must not drop it (the document would vanish from the results).
+        if store.transactional or generation == hit.generation:
             results.append(Result(hit.document_id, title, hit.text, hit.score))
     return results[:k]

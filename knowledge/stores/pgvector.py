@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 
 from knowledge.embeddings import MAX_DIM
 from knowledge.stores import ChunkVector, Hit, VectorStore, namespace_id
@@ -83,16 +83,25 @@ def ensure_index(dim: int) -> bool:
     """
     if index_exists(dim):
         return False
-    with connection.cursor() as cursor:
-        if connection.in_atomic_block:
-            # PostgreSQL refuses CREATE INDEX while deferred foreign-key checks are pending in
-            # the transaction; running them now accepts and refuses exactly what COMMIT would.
-            # Django declares its foreign keys DEFERRABLE INITIALLY DEFERRED, restored after.
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    outer = connection.in_atomic_block
+    try:
+        # A savepoint inside a caller's transaction, so a refusal below leaves it usable.
+        with transaction.atomic(), connection.cursor() as cursor:
+            if outer:
+                # PostgreSQL refuses CREATE INDEX while deferred foreign-key checks are pending
+                # in the transaction; running them now accepts and refuses exactly what COMMIT
+                # would. Django declares its foreign keys DEFERRABLE INITIALLY DEFERRED, restored after.
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(CREATE_INDEX_SQL.format(dim=_checked_dim(dim)))
-            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
-        else:
-            cursor.execute(CREATE_INDEX_SQL.format(dim=_checked_dim(dim)))
+            if outer:
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    except IntegrityError:
+        # IF NOT EXISTS does not cover a concurrent CREATE: the one that commits second
+        # fails on the catalog's unique name. Two workers indexing the first documents of
+        # a new dimension at once both end up with the index, not with one failed document.
+        if index_exists(dim):
+            return False
+        raise
     return True
 
 

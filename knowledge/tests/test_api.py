@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from rest_framework.throttling import ScopedRateThrottle
 
 from core.testing import FakeHTTPServer, Reply
@@ -37,6 +39,22 @@ def test_the_list_has_own_documents_without_their_text(api, client_for, other_us
     assert "content" not in body["results"][0]
     assert api.get(DOCS, {"status": "queued"}).json()["count"] == 1
     assert api.get(DOCS, {"status": "ready"}).json()["count"] == 0
+
+
+def test_the_list_and_search_run_a_constant_number_of_queries(api, user, add_document):
+    def queries(path: str, params: dict | None = None) -> int:
+        with CaptureQueriesContext(connection) as context:
+            assert api.get(path, params).status_code == 200
+        return len(context.captured_queries)
+
+    add_document(user, "Parking 0", "Free parking behind the store, spot 0.")
+    api.get(DOCS)  # the first request of a client loads what later ones reuse
+    few = queries(DOCS), queries(SEARCH, {"q": "parking", "k": 50})
+    for number in range(1, 15):
+        add_document(user, f"Parking {number}", f"Free parking behind the store, spot {number}.")
+
+    assert (queries(DOCS), queries(SEARCH, {"q": "parking", "k": 50})) == few
+    assert len(api.get(SEARCH, {"q": "parking", "k": 50}).json()["results"]) == 15
 
 
 @pytest.mark.parametrize(

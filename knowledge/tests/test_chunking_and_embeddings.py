@@ -9,7 +9,7 @@ import pytest
 from django.test import override_settings
 
 from core.testing import FakeHTTPServer, Reply
-from knowledge.chunking import chunk_text
+from knowledge.chunking import MAX_RUN, chunk_text
 from knowledge.embeddings import HashingEmbedder, OpenAIEmbedder, SentenceTransformerEmbedder, get_embedder
 from knowledge.errors import ServiceError, ServiceUnavailable
 from knowledge.remote import request_json
@@ -54,6 +54,21 @@ def test_paragraph_breaks_count_as_boundaries_and_text_is_kept_verbatim():
     assert chunk_text(text, size=200, overlap=40) == [text]
     pieces = chunk_text(text, size=7, overlap=0)
     assert pieces[0] == "Shipping\nWe ship worldwide within 3 days"
+
+
+def test_text_without_spaces_is_still_cut_to_size():
+    # Chinese and Japanese count one token per character, as model tokenizers do.
+    chinese = "退货需在收货后三十天内办理。" * 300
+    chunks = chunk_text(chinese, size=200, overlap=40)
+    assert len(chunks) > 1
+    assert max(len(c) for c in chunks) <= 200
+    assert all(c.endswith("。") for c in chunks[:-1])
+    first_sentence = chunks[1][: chunks[1].index("。") + 1]
+    assert first_sentence == "退货需在收货后三十天内办理。"
+    assert chunks[0].endswith(first_sentence)  # the overlap, from a sentence start
+    # Any other run without spaces (a long URL, Thai) is cut every MAX_RUN characters.
+    url = "https://example.com/" + "a" * 1000
+    assert max(len(c) for c in chunk_text(url, size=10, overlap=2)) <= 10 * MAX_RUN
 
 
 def test_no_words_no_chunks_and_bad_sizes_are_refused():

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -12,6 +15,8 @@ from core.testing import FakeHTTPServer, Reply
 from knowledge import ingestion, search, services
 from knowledge.errors import LeaseLost
 from knowledge.models import Chunk, Document
+from knowledge.stores import get_store
+from knowledge.stores.pgvector import CREATE_INDEX_SQL, ensure_index, index_exists
 from knowledge.tasks import delete_document_vectors, sweep_documents
 
 pytestmark = pytest.mark.django_db
@@ -138,3 +143,57 @@ def test_pinecone_keeps_one_live_version_and_deleted_documents_out_of_results(us
     assert search.search(user_id=user.pk, query="open weekdays", k=5) == []
     assert delete_document_vectors.apply(args=(user.pk, document_id)).successful()
     assert namespace == {}
+
+
+@pytest.mark.parametrize("deleted", ["document", "user"])
+def test_vectors_written_after_a_deletion_are_removed(user, pinecone_settings, deleted):
+    document = services.create_document(user=user, title="Hours", content="We open at 9 am every weekday.")
+    lease = ingestion.claim(document.pk, 1)
+    document_id, user_id = document.pk, user.pk
+
+    def delete_while_embedding(done: int, total: int) -> None:
+        # The client deletes while the batch is embedded; the deletion's cleanup runs at once, before the upsert.
+        if deleted == "document":
+            services.delete_document(Document.objects.get(pk=document_id))
+            get_store().delete_document(user_id, document_id)
+        else:
+            user.delete()
+            get_store().delete_namespace(user_id)
+
+    with pytest.raises(LeaseLost):
+        ingestion.index(document_id, 1, lease, progress=delete_while_embedding)
+
+    assert pinecone_settings.namespaces.get(f"user-{user_id}", {}) == {}
+    if deleted == "user":
+        assert f"user-{user_id}" not in pinecone_settings.namespaces
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_processes_creating_a_dimensions_index_at_once_both_succeed():
+    other = connection.copy()  # another process, midway through creating the index
+    other.connect()
+    other.set_autocommit(False)
+    results: list = []
+
+    def ensure() -> None:
+        try:
+            results.append(ensure_index(77))
+        except Exception as exc:
+            results.append(exc)
+        finally:
+            connection.close()
+
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(CREATE_INDEX_SQL.format(dim=77))
+        thread = threading.Thread(target=ensure)
+        thread.start()
+        time.sleep(0.5)  # it waits for the other transaction
+        other.commit()
+        thread.join(10)
+        assert results == [False]
+        assert index_exists(77)
+    finally:
+        other.close()
+        with connection.cursor() as cursor:
+            cursor.execute("DROP INDEX IF EXISTS knowledge_chunks_hnsw_77")

@@ -109,8 +109,25 @@ def test_a_store_change_blocks_search_until_the_rebuild(api, user, add_document,
         assert response.json()["code"] == "store_mismatch"
         assert "indexed into pgvector; the server now uses pinecone" in response.json()["detail"]
 
-        assert "into pinecone" in rebuild()
+        assert "Rebuilding 1 document(s) with hashing-v1 (384 dims) into pinecone" in rebuild("--stale-only")
 
         results = api.get(SEARCH, {"q": "parking"}).json()["results"]
         assert [r["text"] for r in results] == ["Free parking behind the store."]
+        assert "Rebuilding 0 document(s)" in rebuild("--stale-only")
     assert len(fake_pinecone.namespaces[f"user-{user.pk}"]) == 1
+    assert not Chunk.objects.exists()  # moved: nothing is left behind in pgvector
+
+
+def test_moving_back_removes_the_vectors_from_the_store_left(api, user, add_document, fake_pinecone):
+    pinecone = {"VECTOR_STORE": "pinecone", "PINECONE_INDEX_HOST": fake_pinecone.url, "PINECONE_API_KEY": PINECONE_KEY}
+    with override_settings(**pinecone):
+        add_document(user, "Parking", "Free parking behind the store.")
+    assert fake_pinecone.namespaces[f"user-{user.pk}"]
+
+    with override_settings(PINECONE_INDEX_HOST=fake_pinecone.url, PINECONE_API_KEY=PINECONE_KEY):
+        assert "into pgvector" in rebuild()
+
+    assert fake_pinecone.namespaces[f"user-{user.pk}"] == {}
+    assert [r["text"] for r in api.get(SEARCH, {"q": "parking"}).json()["results"]] == [
+        "Free parking behind the store."
+    ]

@@ -7,7 +7,9 @@ import importlib.util
 import pytest
 from django.test import override_settings
 
+from core.testing import FakeHTTPServer, Reply
 from knowledge import ingestion, search, services
+from knowledge.embeddings import HashingEmbedder
 from knowledge.models import Chunk, Document
 from knowledge.tests.shop import DOCUMENTS, QUERIES, SEMANTIC_QUERIES
 
@@ -43,6 +45,36 @@ def test_minilm_ranks_paraphrases_that_hashing_cannot(user, add_document):
     for question, expected in SEMANTIC_QUERIES:
         results = search.search(user_id=user.pk, query=question, k=3)
         assert results[0].title == expected, (question, [(r.title, round(r.score, 3)) for r in results])
+
+
+def test_an_openai_compatible_embedder_at_1536_dims_end_to_end(user, add_document):
+    hashing = HashingEmbedder(1536)  # the fake server's model: deterministic, keyword-level
+
+    def embeddings(request):
+        body = request.json()
+        assert (body["model"], body["dimensions"]) == ("text-embedding-3-small", 1536)
+        vectors = hashing.embed_documents(body["input"])
+        return Reply(200, {"data": [{"index": i, "embedding": v} for i, v in enumerate(vectors)]})
+
+    with (
+        FakeHTTPServer(embeddings) as server,
+        override_settings(
+            EMBEDDINGS_PROVIDER="openai",
+            EMBEDDINGS_MODEL="text-embedding-3-small",
+            EMBEDDINGS_DIM=1536,
+            EMBEDDINGS_BASE_URL=server.url,
+            KNOWLEDGE_EMBED_BATCH=2,
+            KNOWLEDGE_CHUNK_TOKENS=40,
+            KNOWLEDGE_CHUNK_OVERLAP=5,
+        ),
+    ):
+        shop = {title: add_document(user, title, text) for title, text in DOCUMENTS.items()}
+        results = search.search(user_id=user.pk, query="When will I get my refund?", k=3)
+
+    assert (shop["Shipping"].embedder, shop["Shipping"].embedding_dim) == ("openai/text-embedding-3-small", 1536)
+    assert results[0].title == "Returns and refunds"
+    assert set(Chunk.objects.filter(user=user).values_list("dim", flat=True)) == {1536}
+    assert max(len(r.json()["input"]) for r in server.received("POST", "/embeddings")) == 2  # batched
 
 
 def test_passages_are_chunks_of_the_document(shop, user):
@@ -96,6 +128,30 @@ def test_a_reupload_replaces_the_chunks_only_once_indexed(user, add_document):
     results = search.search(user_id=user.pk, query="when do you open", k=5)
     assert [r.text for r in results] == ["We open at 11 am on weekdays and at noon on Saturdays."]
     assert set(Chunk.objects.filter(document=document).values_list("generation", flat=True)) == {2}
+
+
+def test_a_reindex_committing_mid_search_leaves_the_document_in_the_results(user, add_document, monkeypatch):
+    document = add_document(user, "Hours", "We open at 9 am every weekday.")
+    services.update_document(document, content="We open at 11 am on weekdays.")
+    real_store = search.get_store()
+
+    class ReindexAfterTheQuery:
+        """The real store; the re-index commits right after its answer, before search() reads the documents."""
+
+        transactional = real_store.transactional
+
+        def search(self, *args, **kwargs):
+            hits = real_store.search(*args, **kwargs)
+            ingestion.ingest(document.pk, 2)
+            return hits
+
+    monkeypatch.setattr(search, "get_store", ReindexAfterTheQuery)
+
+    results = search.search(user_id=user.pk, query="when do you open on weekdays", k=5)
+
+    # The old version, answered from one snapshot: never nothing, never both versions.
+    assert [r.text for r in results] == ["We open at 9 am every weekday."]
+    assert Document.objects.get(pk=document.pk).indexed_generation == 2
 
 
 def test_a_title_change_reindexes_but_a_source_change_does_not(user, add_document):

@@ -9,14 +9,15 @@ from knowledge import ingestion
 from knowledge.embeddings import get_embedder
 from knowledge.errors import KnowledgeError, LeaseLost
 from knowledge.models import Document
-from knowledge.stores import get_store
+from knowledge.stores import build_store, get_store
 
 
 class Command(BaseCommand):
     help = (
         "Re-chunk and re-embed knowledge documents with the configured embedder, into the configured "
-        "store. Run it after changing EMBEDDINGS_PROVIDER, EMBEDDINGS_MODEL or EMBEDDINGS_DIM: until "
-        "then, search and ingestion refuse to mix embedders. Documents are rebuilt one after the other "
+        "store. Run it after changing EMBEDDINGS_PROVIDER, EMBEDDINGS_MODEL, EMBEDDINGS_DIM or VECTOR_STORE: "
+        "until then, search and ingestion refuse to mix embedders or stores. A document moved to another "
+        "store has its vectors deleted from the previous one. Documents are rebuilt one after the other "
         "in this process; each keeps answering from its previous chunks until its new ones are stored. "
         "A document that fails is marked failed with the reason, and the command exits non-zero."
     )
@@ -42,10 +43,14 @@ class Command(BaseCommand):
                 raise CommandError(f"There is no user {user}.")
             documents = documents.filter(user_id=user)
         if stale_only:
+            # Blank: indexed before stores were recorded, taken as the configured one (as search does).
             documents = documents.exclude(
-                status=Document.Status.READY, embedder=embedder.name, embedding_dim=embedder.dim
+                status=Document.Status.READY,
+                embedder=embedder.name,
+                embedding_dim=embedder.dim,
+                vector_store__in=[store.name, ""],
             )
-        rows = list(documents.values_list("pk", "user_id", "title"))
+        rows = list(documents.values_list("pk", "user_id", "title", "vector_store"))
         try:
             store.prepare(embedder.dim)
         except KnowledgeError as exc:
@@ -53,7 +58,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Rebuilding {len(rows)} document(s) with {embedder} into {store.name}.")
 
         failed = chunks = done = 0
-        for number, (document_id, user_id, title) in enumerate(rows, start=1):
+        for number, (document_id, user_id, title, built_in) in enumerate(rows, start=1):
             label = f"[{number}/{len(rows)}] document {document_id} of user {user_id} ({title[:60]})"
             claim = ingestion.force_claim(document_id)
             if claim is None:
@@ -81,7 +86,16 @@ class Command(BaseCommand):
             done += 1
             chunks += count
             self.stdout.write(f"{label}: {count} chunks")
+            if built_in and built_in != store.name:
+                self.remove_from(built_in, user_id, document_id, label)
 
         self.stdout.write(f"Rebuilt {done} document(s), {chunks} chunks, with {embedder}; {failed} failed.")
         if failed:
             raise CommandError(f"{failed} document(s) failed; fix the cause and run again with --stale-only.")
+
+    def remove_from(self, old_store: str, user_id: int, document_id: int, label: str) -> None:
+        """The document's vectors in the store it moved out of: nothing else would ever delete them."""
+        try:
+            build_store(old_store).delete_document(user_id, document_id)
+        except KnowledgeError as exc:
+            self.stderr.write(f"{label}: its old vectors in {old_store} were not deleted: {exc.message}")
