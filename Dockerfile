@@ -38,7 +38,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     DJANGO_SETTINGS_MODULE=config.settings \
-    PORT=8000
+    PORT=8000 \
+    BACKUP_DIR=/backups
 # pg_dump and pg_restore for `manage.py backup` / `restore` (bookworm ships 15, the
 # server version in docker-compose.yml).
 RUN apt-get update \

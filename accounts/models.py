@@ -6,6 +6,8 @@ from datetime import timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import models
 from django.utils import timezone
 
@@ -26,6 +28,11 @@ class UserManager(BaseUserManager["User"]):
     def create_user(self, email: str, password: str | None = None, **fields) -> User:
         if not email:
             raise ValueError("Users need an email address.")
+        # The encrypted column validates nothing and is not unique itself (email_hash is),
+        # so createsuperuser and other callers outside the API get these checks here.
+        validate_email(normalize_email(email))
+        if self.email_taken(email):
+            raise ValidationError({"email": "A user with this email already exists."})
         user = self.model(**fields)
         user.set_email(email)
         user.set_password(password)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions, serializers, status
@@ -28,7 +29,7 @@ class RegisterView(AuthThrottleMixin, APIView):
         try:
             with transaction.atomic():
                 user = User.objects.create_user(data["email"], data["password"], name=data["name"])
-        except IntegrityError:
+        except (IntegrityError, DjangoValidationError):
             # Two registrations for the same address raced past validate_email.
             raise serializers.ValidationError({"email": ["A user with this email already exists."]}) from None
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)

@@ -7,6 +7,8 @@ plus "errors": {field: [messages]} for validation failures.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from django.conf import settings
@@ -20,11 +22,33 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _parse_float(text: str) -> float:
+    # 1e400 is valid JSON but becomes float("inf"), which no jsonb column or JSON answer
+    # can hold: refused here rather than failing as a 500 when it is saved.
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+# PostgreSQL stores neither U+0000 nor a lone UTF-16 surrogate ("\ud800" without its pair)
+# in text or jsonb; json.loads accepts both.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable(text: str, where: str) -> exceptions.ParseError | None:
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return exceptions.ParseError(f"JSON {where} must not contain NUL characters.")
+    return exceptions.ParseError(f"JSON {where} must not contain unpaired surrogates (\\ud800-\\udfff).")
+
+
 def check_json_value(value: Any, max_depth: int) -> None:
-    """Reject structures deeper than max_depth and strings with NUL characters.
+    """Reject structures deeper than max_depth and strings PostgreSQL cannot store.
 
     Iterative on purpose: a recursive walk is exactly what a deeply nested body attacks.
-    PostgreSQL cannot store U+0000 in text or jsonb, so NULs are refused at the door.
     """
     stack = [(value, 1)]
     while stack:
@@ -33,21 +57,21 @@ def check_json_value(value: Any, max_depth: int) -> None:
             if depth > max_depth:
                 raise exceptions.ParseError(f"JSON is nested deeper than {max_depth} levels.")
             for key, child in item.items():
-                if "\x00" in key:
-                    raise exceptions.ParseError("JSON keys must not contain NUL characters.")
+                if error := _unstorable(key, "keys"):
+                    raise error
                 stack.append((child, depth + 1))
         elif isinstance(item, list):
             if depth > max_depth:
                 raise exceptions.ParseError(f"JSON is nested deeper than {max_depth} levels.")
             stack.extend((child, depth + 1) for child in item)
-        elif isinstance(item, str) and "\x00" in item:
-            raise exceptions.ParseError("JSON strings must not contain NUL characters.")
+        elif isinstance(item, str) and (error := _unstorable(item, "strings")):
+            raise error
 
 
 def loads_strict(raw: bytes | str) -> Any:
     """json.loads that turns every kind of bad input into a ParseError."""
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value = json.loads(raw, parse_constant=_reject_constant, parse_float=_parse_float)
     except RecursionError:
         raise exceptions.ParseError(f"JSON is nested deeper than {settings.MAX_JSON_DEPTH} levels.") from None
     except (ValueError, UnicodeDecodeError) as exc:

@@ -60,6 +60,14 @@ class EncryptedTextField(models.Field):
         return str(value)
 
     def get_db_prep_save(self, value: Any, connection) -> Encrypted | None:
+        if hasattr(value, "as_sql"):
+            # Django passes expressions here too: bulk_update()'s CASE, update(f=F(...)),
+            # create(f=Value(...)). to_python() would turn one into its repr, and that text
+            # would be encrypted and stored in place of the value.
+            raise FieldError(
+                f"{self.model.__name__}.{self.name} is encrypted: write plain strings (save(), "
+                "update(field='text')), not expressions or bulk_update()."
+            )
         value = self.to_python(value)
         if value is None:
             return None

@@ -43,6 +43,8 @@ def docker() -> list[str]:
         "# web is served behind a TLS-terminating proxy that sets X-Forwarded-Proto.",
         "SECURE_PROXY_SSL_HEADER=true",
         "SECURE_SSL_REDIRECT=true",
+        "# Throttling reads the client's address from the proxy's X-Forwarded-For entry.",
+        "NUM_PROXIES=1",
         *keys(),
         f"POSTGRES_PASSWORD={postgres_password}",
         f"DATABASE_URL=postgres://inflow:{postgres_password}@postgres:5432/inflow",

@@ -100,3 +100,45 @@ def test_auth_endpoints_are_throttled(anon, user, monkeypatch):
     ]
     assert codes == [400, 400, 400, 429]
     assert "throttled" in anon.post("/api/v1/auth/register/", {}, format="json").json()["code"]
+
+
+def test_behind_the_compose_proxy_each_client_has_its_own_throttle(anon, settings, monkeypatch):
+    """docker-compose.yml puts web behind one TLS proxy: every request comes from its address."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("write_dotenv", settings.BASE_DIR / "scripts" / "write_dotenv.py")
+    write_dotenv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(write_dotenv)
+    example = (settings.BASE_DIR / "docker" / ".env.example").read_text().splitlines()
+    assert "NUM_PROXIES=1" in write_dotenv.docker()
+    assert "NUM_PROXIES=1" in example
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth": "2/min"})
+
+    def attempt(client_address: str) -> int:
+        return anon.post(
+            "/api/v1/auth/token/",
+            {"email": "nobody@example.com", "password": "wrong"},
+            format="json",
+            REMOTE_ADDR="172.18.0.5",  # the proxy
+            HTTP_X_FORWARDED_FOR=client_address,
+        ).status_code
+
+    assert [attempt("203.0.113.7") for _ in range(3)] == [400, 400, 429]
+    assert attempt("198.51.100.9") == 400
+
+
+def test_createsuperuser_checks_the_email_like_the_api(make_user, monkeypatch):
+    """The encrypted email column is not unique itself; createsuperuser must not crash on it."""
+    from django.core.management import CommandError, call_command
+
+    make_user(email="root@example.com")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", PASSWORD)
+    for email, message in [("ROOT@example.com", "already exists"), ("not-an-email", "valid email")]:
+        with pytest.raises(CommandError, match=message):
+            call_command("createsuperuser", interactive=False, email=email, name="Root", verbosity=0)
+    call_command("createsuperuser", interactive=False, email="Boss@Example.com", name="Boss", verbosity=0)
+    boss = User.objects.get_by_email("boss@example.com")
+    assert (boss.is_staff, boss.is_superuser, boss.role) == (True, True, User.Role.ADMIN)
+    assert User.objects.count() == 2

@@ -77,6 +77,15 @@ def test_change_pages_render(staff, make_user):
         assert staff.get(path).status_code == 200, path
 
 
+def test_the_user_change_page_does_not_query_per_permission(staff, make_user):
+    user = make_user()
+    with CaptureQueriesContext(connection) as context:
+        response = staff.get(f"/admin/accounts/user/{user.pk}/change/")
+    assert response.status_code == 200
+    # Session, user, groups, permissions: a handful, however many permissions exist.
+    assert len(context.captured_queries) <= 10, [query["sql"][:80] for query in context.captured_queries]
+
+
 def test_users_are_found_by_exact_email(staff, make_user):
     make_user(email="findme@example.com", name="Findable")
     make_user(email="other@example.com", name="Hidden")

@@ -47,6 +47,43 @@ def test_nan_and_nul_are_refused(api):
     assert not Flow.objects.exists()
 
 
+def test_text_postgresql_cannot_store_is_refused(api, user):
+    """Lone surrogates and infinite numbers are valid to json.loads, not to jsonb."""
+    flow = Flow.objects.create(user=user, name="x", flow_data=GRAPH)
+    label = b'{"name": "x", "flow_data": {"nodes": [{"id": "t", "type": "trigger.manual", "label": "\\ud800"}]}}'
+    cases = [
+        ("/api/v1/flows/", label),
+        (f"/api/v1/flows/{flow.pk}/run/", b'{"trigger_data": {"text": "\\udfff\\ud800"}}'),
+        (f"/api/v1/flows/{flow.pk}/run/", b'{"trigger_data": {"\\ud800": 1}}'),
+        (f"/api/v1/flows/{flow.pk}/run/", b'{"trigger_data": {"n": 1e400}}'),
+        (f"/api/v1/flows/{flow.pk}/run/", b'{"trigger_data": {"n": -1e400}}'),
+    ]
+    for path, raw in cases:
+        body = assert_json_error(post_raw(api, path, raw), 400)
+        assert "surrogates" in body["detail"] or "out of range" in body["detail"], body
+    assert Flow.objects.count() == 1
+    assert not flow.executions.exists()
+    # A surrogate pair is one character (an emoji), stored as such.
+    created = post_raw(api, "/api/v1/flows/", b'{"name": "\\ud83d\\ude00", "flow_data": {}}')
+    assert created.status_code == 201
+    assert created.json()["name"] == "\N{GRINNING FACE}"
+
+
+def test_a_flow_webhook_refuses_unstorable_text(anon, user):
+    graph = {
+        "nodes": [
+            {"id": "t", "type": "trigger.webhook", "config": {}},
+            {"id": "s", "type": "logic.stop", "config": {}},
+        ],
+        "edges": [{"source": "t", "target": "s"}],
+    }
+    flow = Flow.objects.create(user=user, name="hook", flow_data=graph, status=Flow.Status.ACTIVE)
+    url = f"/webhooks/flows/{flow.pk}/{flow.webhook_secret}/"
+    for raw in (b'{"text": "\\ud800"}', b'{"n": 1e400}'):
+        assert_json_error(post_raw(anon, url, raw), 400)
+    assert not flow.executions.exists()
+
+
 def test_wrong_types_and_missing_fields(api):
     body = assert_json_error(api.post("/api/v1/flows/", {"name": ["list"], "flow_data": "str"}, format="json"), 400)
     assert "name" in body["errors"]

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
 import psycopg
 import pytest
 from django.core.exceptions import FieldError
-from django.db import connection
+from django.db import connection, transaction
 
 from accounts.models import User
 from core import crypto
 
 AES256 = 9  # OpenPGP symmetric algorithm id
 SKESK_PACKET = 3  # Symmetric-Key Encrypted Session Key packet
+QUIET_LOG_PARAMETERS = ("log_parameter_max_length", "log_parameter_max_length_on_error")
 
 
 def raw_column(table: str, column: str, pk: int) -> bytes:
@@ -153,6 +157,23 @@ def test_null_values_read_as_none(make_user):
     assert rows.get().maybe is None
 
 
+def test_expressions_are_refused_rather_than_stored(make_user):
+    """bulk_update() and F()/Value() updates would store an expression's repr as the value."""
+    from django.db.models import F, Value
+
+    user = make_user(email="kept@example.com", name="Kept")
+    user.name = "Changed"
+    attempts = [
+        lambda: User.objects.bulk_update([user], ["name"]),
+        lambda: User.objects.filter(pk=user.pk).update(name=F("email")),
+        lambda: User.objects.filter(pk=user.pk).update(name=Value("Changed")),
+    ]
+    for attempt in attempts:
+        with pytest.raises(FieldError, match="encrypted"), transaction.atomic():
+            attempt()
+    assert User.objects.get(pk=user.pk).name == "Kept"
+
+
 def test_filtering_on_ciphertext_is_refused(db):
     with pytest.raises(FieldError, match="blind index"):
         list(User.objects.filter(email="someone@example.com"))
@@ -164,3 +185,36 @@ def test_the_blind_index_is_keyed_and_normalized(settings):
     assert digest == crypto.blind_index("mixed@example.com")
     settings.BLIND_INDEX_KEY = "another-blind-index-key-" + "b" * 10
     assert crypto.blind_index("mixed@example.com") != digest
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_setup_script_keeps_bound_keys_out_of_the_server_log(settings):
+    """scripts/create_database.py turns parameter logging off for the database it creates.
+
+    With log_statement or log_min_duration_statement on, PostgreSQL would otherwise print
+    each statement's bound parameters, pgcrypto keys included, into the server log.
+    """
+    db = connection.settings_dict
+    name = f"{db['NAME']}_setup_probe"
+    params = {"host": db["HOST"] or "127.0.0.1", "port": db["PORT"] or 5432, "user": db["USER"]}
+    if db["PASSWORD"]:
+        params["password"] = db["PASSWORD"]
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    url = f"postgres://{auth}@{params['host']}:{params['port']}/{name}"
+    try:
+        result = subprocess.run(
+            [sys.executable, "scripts/create_database.py"],
+            cwd=settings.BASE_DIR,
+            env=os.environ | {"DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        with psycopg.connect(dbname=name, **params) as conn:
+            values = [conn.execute(f"SHOW {parameter}").fetchone()[0] for parameter in QUIET_LOG_PARAMETERS]
+        assert values == ["0", "0"]
+    finally:
+        with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')

@@ -85,3 +85,63 @@ def test_cors_is_closed_by_default(anon, user, client_for):
     assert response.status_code == 200
     assert "Access-Control-Allow-Origin" not in response
     assert "Access-Control-Allow-Credentials" not in response
+
+
+# --- Production-shaped configuration -------------------------------------------------------
+
+
+def run_check(**env: str) -> subprocess.CompletedProcess:
+    production = {
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "inflow.example.com",
+        "SECRET_KEY": "s" * 20 + "0123456789abcdefghijklmnopqrstuvwxyz",
+        "PGCRYPTO_KEY": "p" * 10 + "0123456789abcdefghijklmnopqrstuvwxyz",
+        "BLIND_INDEX_KEY": "b" * 10 + "0123456789abcdefghijklmnopqrstuvwxyz",
+        "META_APP_SECRET": "meta-app-secret-0123456789",
+        "META_VERIFY_TOKEN": "verify-token-0123",
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=settings.BASE_DIR,
+        env=os.environ | production | env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_production_refuses_to_start_without_its_secrets():
+    assert run_check().returncode == 0
+    # Empty, not absent: the developer .env would otherwise fill them in.
+    for name in ("SECRET_KEY", "PGCRYPTO_KEY"):
+        result = run_check(**{name: ""})
+        assert result.returncode != 0
+        assert f"{name} is required when DEBUG is off" in result.stderr
+
+
+def test_sessions_live_in_redis_for_24_hours(user):
+    from django.contrib.sessions.backends.cache import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.core.cache import cache
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    session_key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    redis_key = cache.make_key(SessionStore(session_key=session_key).cache_key)
+    ttl = cache._cache.get_client().ttl(redis_key)
+    assert 24 * 3600 - 60 <= ttl <= 24 * 3600
+    assert not Session.objects.exists()
+
+
+def test_celery_delivers_at_least_once_and_speaks_json_only():
+    from config.celery import app
+
+    conf = app.conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert (conf.task_serializer, conf.result_serializer, list(conf.accept_content)) == ("json", "json", ["json"])
+    assert conf.result_backend == "django-db"
+    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
