@@ -1,7 +1,8 @@
 """PostgreSQL backups: pg_dump custom format, a SHA-256 beside each file, 14-day retention.
 
 Credentials reach pg_dump/pg_restore through the environment (PGPASSWORD), never the
-command line, where `ps` would show them.
+command line, where `ps` would show them. So do the libpq options of DATABASE_URL
+(`?sslmode=require`...), which the tools would otherwise not see.
 """
 
 from __future__ import annotations
@@ -11,15 +12,27 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 from django.conf import settings
 from django.db import connection
 
 BACKUP_NAME = re.compile(r"^inflow-(\d{8}T\d{6}Z)\.dump$")
+# DATABASE_URL query options that libpq reads from the environment.
+LIBPQ_ENV = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslcrl": "PGSSLCRL",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+}
 
 
 class BackupError(Exception):
@@ -48,6 +61,9 @@ def _pg_env() -> tuple[dict[str, str], list[str]]:
     env = dict(os.environ)
     if db["PASSWORD"]:
         env["PGPASSWORD"] = db["PASSWORD"]
+    for option, variable in LIBPQ_ENV.items():
+        if option in db["OPTIONS"]:
+            env[variable] = str(db["OPTIONS"][option])
     args = ["--host", db["HOST"] or "127.0.0.1", "--port", str(db["PORT"] or 5432)]
     if db["USER"]:
         args += ["--username", db["USER"]]
@@ -75,6 +91,10 @@ def list_backups(directory: Path) -> list[Backup]:
 def take_backup(directory: Path | None = None, now: datetime | None = None) -> Backup:
     directory = directory or settings.BACKUP_DIR
     directory.mkdir(parents=True, exist_ok=True)
+    # The ledger exists from the first backup on, so a restore can tell "nobody erased
+    # yet" from "the ledger is lost" (see restore_backup).
+    settings.GDPR_LEDGER_PATH.parent.mkdir(parents=True, exist_ok=True)
+    settings.GDPR_LEDGER_PATH.touch(exist_ok=True)
     now = now or datetime.now(UTC)
     backup = Backup(directory / f"inflow-{now:%Y%m%dT%H%M%SZ}.dump", now)
     partial = backup.path.with_name(backup.path.name + ".partial")
@@ -124,16 +144,34 @@ def verify_checksum(path: Path) -> None:
         raise BackupError(f"{path.name} does not match its checksum; the file is damaged.")
 
 
-def restore_backup(path: Path, database: str, *, replace: bool = False, report: Callable[[str], None] = print) -> None:
-    """Restore a dump into `database` (created here), then re-apply the GDPR ledger to it."""
+def restore_backup(
+    path: Path,
+    database: str,
+    *,
+    replace: bool = False,
+    without_ledger: bool = False,
+    report: Callable[[str], None] = print,
+) -> None:
+    """Restore a dump into `database` (created here), then re-apply the GDPR ledger to it.
+
+    A restored database that the ledger could not be re-applied to still holds people who
+    were erased after the dump was taken; it is dropped rather than left for someone to
+    point DATABASE_URL at.
+    """
     verify_checksum(path)
     if database == connection.settings_dict["NAME"]:
         raise BackupError("Restore into a new database, then point DATABASE_URL at it; not over the live one.")
+    ledger_path: Path = settings.GDPR_LEDGER_PATH
+    if not ledger_path.exists() and not without_ledger:
+        raise BackupError(
+            f"The GDPR deletion ledger {ledger_path} is missing: without it, people erased since this backup "
+            "would come back. Restore it from the backup storage (or set GDPR_LEDGER_PATH), or pass "
+            "--without-ledger if no account or contact was ever erased."
+        )
     env, args = _pg_env()
     maintenance = ["--maintenance-db", "postgres"]
     if replace:
-        dropdb = [_tool("dropdb"), *args, *maintenance, "--if-exists", "--force", database]
-        subprocess.run(dropdb, env=env, check=True)  # noqa: S603
+        _dropdb(database)
     created = subprocess.run(  # noqa: S603
         [_tool("createdb"), *args, *maintenance, "--template", "template0", database],
         env=env,
@@ -143,37 +181,55 @@ def restore_backup(path: Path, database: str, *, replace: bool = False, report: 
     )
     if created.returncode != 0:
         raise BackupError(f"could not create database {database}: {created.stderr.strip()}")
-    report(f"restoring {path.name} into {database}")
-    restored = subprocess.run(  # noqa: S603
-        [_tool("pg_restore"), *args, "--no-owner", "--exit-on-error", "--dbname", database, str(path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if restored.returncode != 0:
-        raise BackupError(f"pg_restore failed: {restored.stderr.strip()}")
-    report("re-applying the GDPR deletion ledger to the restored database")
-    reapply = subprocess.run(  # noqa: S603
-        [_python(), "manage.py", "gdpr_purge", "--reapply-ledger"],
-        cwd=settings.BASE_DIR,
-        env={**os.environ, "DATABASE_URL": _database_url(database)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if reapply.returncode != 0:
-        raise BackupError(f"re-applying the deletion ledger failed: {reapply.stderr.strip()[-2000:]}")
-    report(reapply.stdout.strip())
+    try:
+        report(f"restoring {path.name} into {database}")
+        restored = subprocess.run(  # noqa: S603
+            [_tool("pg_restore"), *args, "--no-owner", "--exit-on-error", "--dbname", database, str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if restored.returncode != 0:
+            raise BackupError(f"pg_restore failed: {restored.stderr.strip()}")
+        if not ledger_path.exists():  # and --without-ledger said so
+            report(f"WARNING: {ledger_path} is missing; the deletion ledger was not re-applied")
+            return
+        report("re-applying the GDPR deletion ledger to the restored database")
+        reapply = subprocess.run(
+            [sys.executable, "manage.py", "gdpr_purge", "--reapply-ledger"],
+            cwd=settings.BASE_DIR,
+            env={
+                **os.environ,
+                "DATABASE_URL": _database_url(database),
+                "GDPR_LEDGER_PATH": str(ledger_path),
+                "REDIS_URL": settings.REDIS_URL,
+            },
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if reapply.returncode != 0:
+            raise BackupError(f"re-applying the deletion ledger failed: {reapply.stderr.strip()[-2000:]}")
+        report(reapply.stdout.strip())
+    except BaseException:
+        _dropdb(database, check=False)  # the error that brought us here is the one to report
+        raise
 
 
-def _python() -> str:
-    import sys
-
-    return sys.executable
+def _dropdb(database: str, *, check: bool = True) -> None:
+    env, args = _pg_env()
+    dropdb = [_tool("dropdb"), *args, "--maintenance-db", "postgres", "--if-exists", "--force", database]
+    subprocess.run(dropdb, env=env, check=check, capture_output=True)  # noqa: S603
 
 
 def _database_url(database: str) -> str:
+    """DATABASE_URL of `database` on the same server, options included (for the subprocess)."""
     db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{database}"
+    auth = quote(db["USER"], safe="") + (f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else "")
+    host = db["HOST"] or "127.0.0.1"
+    # Only text options came from the URL; settings add the others (server_side_binding).
+    options = urlencode({key: value for key, value in db["OPTIONS"].items() if isinstance(value, str)})
+    return f"postgres://{auth}@{host}:{db['PORT'] or 5432}/{quote(database, safe='')}" + (
+        f"?{options}" if options else ""
+    )

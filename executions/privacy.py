@@ -117,6 +117,7 @@ def export_user(user) -> dict[str, Iterator[dict]]:
             "trigger_type",
             "trigger_data",
             "execution_log",
+            "state",
             "error",
             "started_at",
             "completed_at",

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from django.contrib.admin.models import LogEntry
-from django.contrib.contenttypes.models import ContentType
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
@@ -26,12 +24,10 @@ def purge_user(user_id: int, *, batch_size: int, report: Callable[[str], None]) 
     schedules, _ = PeriodicTask.objects.filter(name__in=names).delete()
     # Results stored for the flows' beat entries (result_extended records the entry name).
     results, _ = TaskResult.objects.filter(periodic_task_name__in=names).delete()
-    flow_type = ContentType.objects.get_for_model(Flow)
-    admin_log, _ = LogEntry.objects.filter(content_type=flow_type, object_id__in=[str(i) for i in flow_ids]).delete()
     # Executions are purged before flows, so the cascade has nothing left to collect.
     flows, _ = Flow.objects.filter(user_id=user_id).only("id").delete()
     report(f"flows: {flows} deleted, {schedules} beat schedule(s), {results} task result(s)")
-    return {"flows": flows, "beat_schedules": schedules, "task_results": results, "admin_log_flows": admin_log}
+    return {"flows": flows, "beat_schedules": schedules, "task_results": results}
 
 
 def erase_contact(provider: str, contact_id: str, *, batch_size: int, report: Callable[[str], None]) -> dict[str, int]:

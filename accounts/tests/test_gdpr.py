@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 
 import pytest
@@ -17,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from accounts import gdpr
+from accounts import gdpr, ledger
 from accounts.models import ApiKey, DeletionRecord, User
 from accounts.sessions import user_key
 from conftest import PASSWORD, TEST_REDIS_URL
@@ -75,15 +76,20 @@ def populate(user: User, marker: str, account_id: str, contact_id: str, executio
     )
     document = create_document(user=user, title=f"{marker} FAQ", content=f"{marker} returns are free within 30 days.")
     ingest(document.pk, document.generation)
-    ApiKey.issue(user)
+    api_key, _ = ApiKey.issue(user)
     cache.set(user_key(user.pk, "recent"), marker)
-    LogEntry.objects.create(
-        user_id=user.pk,
-        content_type=ContentType.objects.get_for_model(Flow),
-        object_id=str(flow.pk),
-        object_repr=f"{marker} flow",
-        action_flag=CHANGE,
+    # Staff's admin history keeps str(object): a title, an account id, a key prefix.
+    staff = User.objects.create_user(
+        f"staff.{user.pk}.{marker.lower()}@example.com", PASSWORD, name="Staff", role="admin"
     )
+    for logged in (user, flow, document, token, api_key, FlowExecution.objects.filter(user=user).first()):
+        LogEntry.objects.create(
+            user_id=staff.pk,
+            content_type=ContentType.objects.get_for_model(logged),
+            object_id=str(logged.pk),
+            object_repr=f"{marker} {logged}"[:200],
+            action_flag=CHANGE,
+        )
 
 
 def table_names() -> list[str]:
@@ -159,6 +165,29 @@ def test_a_deletion_request_disables_the_account_at_once(client_for, make_user):
     assert FlowExecution.objects.get(pk=running.pk).cancel_requested is True
 
 
+def test_the_admin_action_disables_the_accounts_at_once(make_user, client_for):
+    staff = make_user(role=User.Role.ADMIN, is_superuser=True)
+    browser = Client()
+    browser.force_login(staff)
+    leaving = make_user()
+    api = client_for(leaving)
+    flow = Flow.objects.create(user=leaving, name="f", flow_data=SCHEDULED, status=Flow.Status.ACTIVE)
+    pending = FlowExecution.objects.create(flow=flow, user=leaving)
+
+    response = browser.post(
+        "/admin/accounts/user/", {"action": "request_deletion", "_selected_action": [leaving.pk]}, follow=True
+    )
+
+    assert response.status_code == 200
+    leaving.refresh_from_db()
+    assert leaving.is_active is False
+    assert leaving.deletion_requested_at is not None
+    assert api.get("/api/v1/me/").status_code == 401
+    assert Flow.objects.get(pk=flow.pk).status == "paused"
+    assert FlowExecution.objects.get(pk=pending.pk).status == "cancelled"
+    assert User.objects.get(pk=staff.pk).is_active  # only the selected account
+
+
 @pytest.mark.django_db(transaction=True)  # the purge VACUUMs, which needs autocommit
 def test_the_purge_leaves_nothing_of_the_user_and_spares_others(make_user, settings):
     leaving = make_user(email="gone@example.com", name="Gone Person")
@@ -228,6 +257,16 @@ def test_grace_period_dry_run_and_idempotence(make_user, capsys):
     assert DeletionRecord.objects.count() == 1
 
 
+def test_a_ledger_line_cut_short_by_a_crash_does_not_swallow_the_next(make_user, settings):
+    user = make_user()
+    gdpr.request_deletion(user)
+    settings.GDPR_LEDGER_PATH.write_text('{"subject": "user", "pseud')  # the process died mid-write
+
+    record = gdpr.purge_user(User.objects.get(pk=user.pk))
+
+    assert [entry["pseudonym"] for entry in ledger.read()] == [record.pseudonym]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_overlapping_runs_skip_a_locked_user(make_user):
     user = make_user()
@@ -242,10 +281,75 @@ def test_overlapping_runs_skip_a_locked_user(make_user):
     assert gdpr.purge_user(user) is not None
 
 
+def hnsw_indexes() -> dict[str, bool]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_am am ON am.oid = c.relam WHERE i.indrelid = 'knowledge_chunks'::regclass AND am.amname = 'hnsw'"
+        )
+        return dict(cursor.fetchall())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retraining_after_an_interrupted_rebuild_leaves_one_index(make_user):
+    populate(make_user(), "REBUILD", "17841400000031", "5550031")
+    before = hnsw_indexes()
+    # What a REINDEX CONCURRENTLY killed midway leaves: an invalid copy named *_ccnew.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE INDEX knowledge_chunks_hnsw_384_ccnew ON knowledge_chunks "
+            "USING hnsw ((embedding::vector(384)) vector_cosine_ops) WHERE dim = 384"
+        )
+        cursor.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'knowledge_chunks_hnsw_384_ccnew'::regclass"
+        )
+
+    gdpr.after_purge()
+
+    assert hnsw_indexes() == before  # the debris is dropped, not rebuilt into a duplicate index
+    assert all(before.values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_retraining_runs_take_turns(make_user):
+    user = make_user()
+    populate(user, "TURNS", "17841400000032", "5550032")
+    document = user.knowledge_documents.get()
+    with connection.cursor() as cursor:  # enough vectors that one rebuild lasts while the other starts
+        cursor.execute(
+            "INSERT INTO knowledge_chunks (user_id, document_id, generation, position, text, embedding, embedder, dim) "
+            "SELECT %s, %s, 99, g, 'x', (SELECT array_agg(random())::vector FROM generate_series(1, 384) d "
+            "WHERE g > 0), 'hashing', 384 FROM generate_series(1, 6000) g",
+            [user.pk, document.pk],
+        )
+    before = hnsw_indexes()
+    start, errors = threading.Barrier(2), []
+
+    def retrain() -> None:
+        try:
+            start.wait()
+            gdpr.after_purge()
+        except Exception as exc:  # a deadlock, reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=retrain) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert hnsw_indexes() == before
+
+
 def test_contact_erasure_scrubs_one_customer_across_clients(make_user):
     first, second = make_user(), make_user()
     populate(first, "CLIENTA", "17841400000011", "7770001")
     populate(second, "CLIENTB", "17841400000012", "7770001")  # the same person wrote to both
+    echo = {"sender": {"id": "17841400000011"}, "recipient": {"id": "7770001"}, "message": {"is_echo": True}}
+    MetaWebhookDelivery.objects.create(object="instagram", payload={"entry": [{"messaging": [echo]}]})
     bystander = FlowExecution.objects.filter(user=first).first()
     FlowExecution.objects.create(
         flow=bystander.flow, user=first, trigger_data={"provider": "instagram", "from_id": "8880000", "text": "other"}
@@ -266,11 +370,44 @@ def test_contact_erasure_scrubs_one_customer_across_clients(make_user):
     assert rows_mentioning(["7770001"]) == []
 
 
+def test_reapplying_the_ledger_erases_a_contact_again(make_user):
+    user = make_user()
+    populate(user, "AGAIN", "17841400000041", "5550041")
+    flow = Flow.objects.get(user=user)
+    # As restored from a backup taken before the erasure: the person is only in a manual
+    # run, whose trigger data names no provider.
+    FlowExecution.objects.create(flow=flow, user=user, trigger_data={"from_id": "7770041", "text": "AGAIN manual"})
+    pseudonym = gdpr.contact_pseudonym("instagram", "7770041")
+    ledger.append(DeletionRecord.Subject.CONTACT, pseudonym, timezone.now().isoformat(), {})
+
+    outcome = gdpr.reapply_ledger()
+
+    assert outcome["contacts_erased"] == 1
+    assert not FlowExecution.objects.filter(trigger_data__from_id="7770041").exists()
+    assert rows_mentioning(["7770041"]) == []
+
+
 def test_bad_contact_specs_are_refused(db):
     from django.core.management.base import CommandError
 
     with pytest.raises(CommandError, match="instagram:<numeric id>"):
         call_command("gdpr_purge", contact="whatsapp:123")
+
+
+def test_the_export_runs_a_constant_number_of_queries(client_for, make_user):
+    def queries_to_export(accounts: int) -> int:
+        user = make_user()
+        for index in range(accounts):
+            populate(user, f"EXPORT{index}", f"1784{user.pk:07d}{index:03d}", f"555{index}", executions=accounts)
+        api = client_for(user)
+        with CaptureQueriesContext(connection) as context:
+            response = api.get("/api/v1/privacy/export/")
+            body = json.loads(b"".join(response.streaming_content))
+        assert len(body["flows"]) == accounts
+        return len(context.captured_queries)
+
+    queries_to_export(1)  # warm caches
+    assert queries_to_export(1) == queries_to_export(4)
 
 
 def test_export_returns_all_of_the_callers_data_decrypted(client_for, make_user):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -12,9 +13,10 @@ from django.db import connection
 
 from accounts import gdpr
 from accounts.models import User
+from config.env import parse_database_url
 from conftest import TEST_REDIS_URL
 from core import crypto
-from core.backups import list_backups, prune_backups, take_backup
+from core.backups import _database_url, list_backups, prune_backups, take_backup
 from flows.models import Flow
 from tokens.models import ApiToken
 
@@ -102,6 +104,51 @@ def test_damaged_backups_and_the_live_database_are_refused(make_user, scratch_da
         handle.write(b"corruption")
     with pytest.raises(CommandError, match="does not match its checksum"):
         call_command("restore", str(backup.path), database=scratch_database)
+
+
+def database_exists(name: str) -> bool:
+    return bool(restored("postgres", "SELECT 1 FROM pg_database WHERE datname = %s", [name]))
+
+
+def test_a_missing_ledger_stops_the_restore(make_user, scratch_database, settings):
+    seed(make_user)
+    backup = take_backup()
+    settings.GDPR_LEDGER_PATH.unlink()  # e.g. BACKUP_DIR copied back without it
+
+    with pytest.raises(CommandError, match=r"deletion ledger .* is missing"):
+        call_command("restore", str(backup.path), database=scratch_database)
+    assert not database_exists(scratch_database)
+
+    call_command("restore", str(backup.path), database=scratch_database, without_ledger=True, stdout=io.StringIO())
+    assert restored(scratch_database, "SELECT count(*) FROM users")[0][0] == 2
+
+
+def test_a_restore_the_ledger_cannot_be_applied_to_is_dropped(make_user, scratch_database, settings):
+    seed(make_user)
+    backup = take_backup()
+    settings.GDPR_LEDGER_PATH.unlink()
+    settings.GDPR_LEDGER_PATH.mkdir()  # present, but unreadable as a ledger
+
+    with pytest.raises(CommandError, match="re-applying the deletion ledger failed"):
+        call_command("restore", str(backup.path), database=scratch_database, stdout=open("/dev/null", "w"))  # noqa: SIM115
+    assert not database_exists(scratch_database)  # nobody can point DATABASE_URL at it by mistake
+
+
+def test_the_restored_database_url_keeps_credentials_and_options(monkeypatch):
+    for key, value in {"USER": "in flow", "PASSWORD": "p@ss/w:rd#?%", "HOST": "db.internal", "PORT": "6432"}.items():
+        monkeypatch.setitem(connection.settings_dict, key, value)
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", {"sslmode": "require", "server_side_binding": True})
+
+    parsed = parse_database_url(_database_url("inflow_restored"))
+
+    assert (parsed["USER"], parsed["PASSWORD"], parsed["HOST"], parsed["PORT"]) == (
+        "in flow",
+        "p@ss/w:rd#?%",
+        "db.internal",
+        "6432",
+    )
+    assert parsed["NAME"] == "inflow_restored"
+    assert parsed["OPTIONS"] == {"sslmode": "require"}
 
 
 def test_backups_older_than_the_retention_are_pruned(settings, tmp_path):

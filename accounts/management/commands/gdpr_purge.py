@@ -2,10 +2,10 @@
 
 Rules:
 - A deletion request disables the account at once (see accounts.gdpr.request_deletion);
-  the data stays for GDPR_GRACE_DAYS (default 30) so a mistaken request can be undone by
-  staff, then this command removes it: flows, executions, tokens, Meta data, knowledge
-  documents, chunks and vector namespace, API keys, beat schedules, task results, admin
-  history, sessions and cache keys, and finally the account itself.
+  the data stays for GDPR_GRACE_DAYS (default 30), then this command removes it: flows,
+  executions, tokens, Meta data, knowledge documents, chunks and vector namespace, API
+  keys, beat schedules, task results, admin history, sessions and cache keys, and finally
+  the account itself.
 - Each purge leaves a ledger entry without personal data, in the database and in
   GDPR_LEDGER_PATH, so `restore` can erase the account again from older backups.
 - Safe to run from cron and to overlap: subjects are locked one at a time, and a finished
@@ -37,6 +37,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         report = self.stdout.write if options["verbosity"] else (lambda message: None)
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1.")
         if options["reapply_ledger"]:
             self.stdout.write(f"re-applied the deletion ledger: {gdpr.reapply_ledger(report=report)}")
             return
@@ -48,6 +50,8 @@ class Command(BaseCommand):
             raise CommandError("--grace-days cannot be negative.")
         due = list(gdpr.users_due(grace, options["user"]))
         self.stdout.write(f"{len(due)} account(s) past a {grace}-day grace period")
+        if options["user"] is not None and not due:
+            self.stdout.write(f"user {options['user']}: no deletion request past the grace period (or already purged)")
         if options["dry_run"]:
             for user in due:
                 executions = FlowExecution.objects.filter(user_id=user.pk).count()
