@@ -1,15 +1,18 @@
 """The authorization matrix: user B against every object route of user A, and the admin.
 
-Routes are read from the OpenAPI schema, so a new `{id}` route without a case here fails
-the suite instead of going untested.
+API routes are read from the OpenAPI schema and admin routes from the admin's URL patterns,
+and the URL resolver is checked against both: a new route that takes an object id, without
+a case here, fails the suite instead of going untested.
 """
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib import admin
 from django.test import Client
-from django.urls import reverse
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from accounts.models import ApiKey, DeletionRecord, User
@@ -153,8 +156,8 @@ def test_writable_payloads_cannot_set_owner_status_or_ids(owned, client_for):
     assert run.status_code == 400  # an execution's status is the engine's, never the client's
 
 
-def admin_change_urls(owned) -> list[str]:
-    """A change page for one object of every model registered in the admin."""
+def admin_objects(owned) -> dict:
+    """One object of every model registered in the admin (None when there is none)."""
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
     objects = {
@@ -171,11 +174,13 @@ def admin_change_urls(owned) -> list[str]:
             name="t", task="executions.tasks.sweep_executions", crontab=CrontabSchedule.objects.create()
         ),
     }
+    return {model: objects.get(model) or model.objects.first() for model in admin.site._registry}
+
+
+def admin_change_urls(owned) -> list[str]:
+    """A change page for one object of every model registered in the admin."""
     urls = []
-    for model in admin.site._registry:
-        instance = objects.get(model)
-        if instance is None:
-            instance = model.objects.first()
+    for model, instance in admin_objects(owned).items():
         if instance is None:
             urls.append(reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist"))
             continue
@@ -183,17 +188,111 @@ def admin_change_urls(owned) -> list[str]:
     return urls
 
 
+# The admin pages anyone may open: the login form, and logout (which only ends a session).
+OPEN_ADMIN_PAGES = {"login", "logout"}
+
+
+def every_admin_url(owned) -> list[str]:
+    """Every route of the admin, read from its URL patterns, with real ids filled in.
+
+    Each registered model's own routes (changelist, add, change, delete, history, the
+    password form, custom views such as "Try a search") and the site's (index, app
+    indexes, password change, autocomplete, view on site). A route with a parameter this
+    does not know fails the test instead of going unwalked.
+    """
+    from django.contrib.contenttypes.models import ContentType
+
+    flow = owned["flows"]
+    site_values = {"app_label": "flows", "content_type_id": ContentType.objects.get_for_model(Flow).pk}
+    urls = []
+    for pattern in admin.site.get_urls():
+        if not isinstance(pattern, URLPattern) or pattern.name in OPEN_ADMIN_PAGES:
+            continue  # model routes are walked below; the catch-all only redirects
+        if pattern.name is None:
+            continue
+        urls.append(_fill(pattern, "", {**site_values, "object_id": flow.pk}))
+    for model, instance in admin_objects(owned).items():
+        prefix = f"{model._meta.app_label}/{model._meta.model_name}/"
+        for pattern in admin.site._registry[model].urls:
+            if pattern.name is None:  # the bare `<object_id>/` redirect to the change page
+                continue
+            pk = instance.pk if instance is not None else 1  # no object yet: the route is guarded all the same
+            urls.append(_fill(pattern, prefix, {"object_id": pk, "id": pk}))
+    return urls
+
+
+def _fill(pattern: URLPattern, prefix: str, values: dict) -> str:
+    route = prefix + str(pattern.pattern).lstrip("^").rstrip("$")
+    route = re.sub(r"\(\?P<app_label>[^)]*\)", "<app_label>", route)
+    names = re.findall(r"<(?:\w+:)?(\w+)>", route)
+    unknown = [name for name in names if name not in values]
+    assert not unknown, f"admin route {route}: add a value for {unknown} to the authorization matrix"
+    return "/admin/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), route)
+
+
+def resolver_routes() -> list[str]:
+    """Every URL pattern of the project as a route string, converters and regex groups kept."""
+
+    def walk(patterns, prefix: str):
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern).lstrip("^").rstrip("$")
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, route)
+            else:
+                yield route
+
+    return list(walk(get_resolver().url_patterns, "/"))
+
+
+def test_every_object_route_of_the_url_resolver_is_in_the_matrix(anon):
+    """The schema-driven walk above sees only what the schema lists: the URL resolver has
+    the last word. Each route that takes an object id must be an API `{id}` route of the
+    schema, an admin route (walked by every_admin_url) or one named here."""
+    schema_routes = {path for path, _ in object_routes(anon)}
+    walked_elsewhere = {
+        "/webhooks/flows/<int:flow_id>/<str:secret>/": "test_the_flow_webhook_of_user_a_is_a_404_for_anyone_else",
+    }
+    for route in resolver_routes():
+        if not re.search(r"<(?:\w+:)?(?:pk|id|object_id|\w+_id)>|\(\?P<pk>", route):
+            continue
+        if route.startswith("/admin/"):
+            continue
+        api_route = re.sub(r"\(\?P<pk>[^)]*\)", "{id}", route)
+        assert api_route in schema_routes or route in walked_elsewhere, f"{route}: add it to the authorization matrix"
+
+
+def test_the_flow_webhook_of_user_a_is_a_404_for_anyone_else(anon, owned, other_user):
+    """Flow webhooks authenticate by their secret: another flow's secret (even the caller's own) opens nothing."""
+    hook = {"nodes": [{"id": "t", "type": "trigger.webhook", "config": {}}], "edges": []}
+    theirs = Flow.objects.create(user=owned["owner"], name="A's hook", flow_data=hook, status="active")
+    mine = Flow.objects.create(user=other_user, name="B's hook", flow_data=hook, status="active")
+    for secret in (mine.webhook_secret, theirs.webhook_secret[:-1], theirs.webhook_secret.upper(), "x"):
+        response = anon.post(f"/webhooks/flows/{theirs.pk}/{secret}/", {"order": 1}, format="json")
+        assert response.status_code == 404, secret[:4]
+        assert response.json() == {"detail": "Not found.", "code": "not_found"}
+    assert not FlowExecution.objects.filter(flow=theirs).exists()
+    assert anon.post(f"/webhooks/flows/{theirs.pk}/{theirs.webhook_secret}/", {}, format="json").status_code == 202
+
+
 def test_non_staff_users_have_no_access_to_any_admin_page(owned, make_user):
+    """Every admin route, GET and POST, for a signed-in client and for a disabled staff member."""
     member = make_user()
-    browser = Client()
-    browser.force_login(member)
-    urls = admin_change_urls(owned)
-    assert len(urls) >= len(admin.site._registry)
-    for url in ["/admin/", *urls]:
-        response = browser.get(url)
-        assert response.status_code == 302, url
-        assert response["Location"].startswith("/admin/login/"), url
-        assert b"Secret plans" not in response.content
+    former_staff = make_user(role=User.Role.ADMIN, is_superuser=True, is_active=False)
+    urls = every_admin_url(owned)
+    assert len(urls) >= 5 * len(admin.site._registry)  # changelist, add, change, delete, history each
+    for user in (member, former_staff):
+        browser = Client()
+        browser.force_login(user)
+        for url in urls:
+            for method in ("get", "post"):
+                response = getattr(browser, method)(url)
+                assert response.status_code == 302, f"{method.upper()} {url} answered {response.status_code}"
+                assert response["Location"].startswith("/admin/login/"), url
+                assert b"Secret plans" not in response.content
+    owned["flows"].refresh_from_db()
+    assert owned["flows"].name == "A's flow"
+    assert User.objects.filter(pk=owned["owner"].pk).exists()
+    assert Document.objects.filter(pk=owned["documents"].pk).exists()
 
 
 def test_staff_can_open_every_admin_change_page(owned, make_user):
