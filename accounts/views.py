@@ -6,11 +6,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.models import ApiKey, User
 from accounts.serializers import RegisterSerializer, TokenRequestSerializer, TokenSerializer, UserSerializer
+from core.ratelimit import ScopedRateThrottle
 
 
 class AuthThrottleMixin:

@@ -193,6 +193,8 @@ SESSION_COOKIE_SECURE = not DEBUG
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = not DEBUG
 X_FRAME_OPTIONS = "DENY"
+# WhiteNoise sends Access-Control-Allow-Origin: * on static files by default; CORS stays closed.
+WHITENOISE_ALLOW_ALL_ORIGINS = False
 # Request bodies: the API accepts JSON up to this size; larger ones get a 413.
 MAX_REQUEST_BODY_BYTES = envint("MAX_REQUEST_BODY_BYTES", 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES

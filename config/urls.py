@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from core.ratelimit import rate_limited
 from core.views import healthz
 from executions.views import flow_webhook
 
@@ -13,7 +14,11 @@ api_v1 = [
     path("knowledge/", include("knowledge.urls")),
 ]
 
+# Staff passwords guard the most: the admin's sign-in form has the API's sign-in limit.
+admin_login = rate_limited("auth", methods=("POST",))(admin.site.login)
+
 urlpatterns = [
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -30,6 +30,10 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        # Django's XFrameOptionsMiddleware sits innermost and so misses the answers of the
+        # middleware around it (static files, the request guard below).
+        if not getattr(response, "xframe_options_exempt", False):
+            response.headers.setdefault("X-Frame-Options", settings.X_FRAME_OPTIONS)
         if request.path.startswith(("/api/", "/webhooks/")):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
@@ -38,7 +42,8 @@ class SecurityHeadersMiddleware:
 class RequestGuardMiddleware:
     """Refuse requests that would otherwise fail deep inside a view.
 
-    - NUL characters in the path or query string: PostgreSQL cannot store or compare them.
+    - NUL characters in the path, the query string or a header (an Idempotency-Key, say):
+      PostgreSQL cannot store or compare them.
     - A declared body larger than MAX_REQUEST_BODY_BYTES: refused before anything reads it.
     """
 
@@ -49,6 +54,10 @@ class RequestGuardMiddleware:
         raw_query = request.META.get("QUERY_STRING", "")
         if "\x00" in request.path or "\x00" in unquote(raw_query) or "%00" in raw_query.lower():
             return json_error(400, "NUL characters are not allowed in the URL.", "nul_in_url")
+        for name, value in request.META.items():
+            if name.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
+                header = name[5:].replace("_", "-").title()
+                return json_error(400, f"NUL characters are not allowed in the {header} header.", "nul_in_header")
         length = request.META.get("CONTENT_LENGTH") or "0"
         try:
             declared = int(length)

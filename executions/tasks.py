@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from core.queue import publish
 from executions import runner
 from executions.models import FlowExecution
 
@@ -31,14 +32,17 @@ def run_execution(execution_id: int) -> None:
         logger.info("execution %s: %s", execution_id, outcome.status)
 
 
+SWEPT = "the sweeper sends it again"
+
+
 def enqueue(execution_id: int) -> None:
-    run_execution.apply_async((execution_id,))
+    publish(run_execution, (execution_id,), backstop=SWEPT)
 
 
 def schedule_resume(execution_id: int, resume_at: datetime) -> None:
     delay = (resume_at - timezone.now()).total_seconds()
     if delay <= COUNTDOWN_WINDOW.total_seconds():
-        run_execution.apply_async((execution_id,), countdown=max(delay, 0))
+        publish(run_execution, (execution_id,), countdown=max(delay, 0), backstop=SWEPT)
 
 
 RECOVER_STALE_SQL = """

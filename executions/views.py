@@ -13,7 +13,7 @@ from rest_framework.response import Response
 
 from core.api import Conflict, CursorPagination, OwnedQuerysetMixin, loads_strict
 from core.openapi import error
-from core.ratelimit import rate_limited
+from core.ratelimit import client_ip, over_limit
 from core.views import json_error
 from executions.filters import ExecutionFilter
 from executions.models import FlowExecution
@@ -47,16 +47,19 @@ class ExecutionViewSet(OwnedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
 
 @csrf_exempt
 @require_POST
-@rate_limited("webhooks", key=lambda request: f"flow:{request.resolver_match.kwargs['flow_id']}")
 def flow_webhook(request: HttpRequest, flow_id: int, secret: str) -> JsonResponse:
     """`trigger.webhook`: a JSON object POSTed to the flow's secret URL starts a run.
 
     An `Idempotency-Key` header makes retries of the same delivery start one run only.
+    Wrong URLs count against the caller's address and right ones against the flow, so
+    nobody can use up a flow's budget without knowing its secret.
     """
     flow = Flow.objects.filter(pk=flow_id).only("id", "user_id", "status", "flow_data", "webhook_secret").first()
     # One answer for "no such flow" and "wrong secret": the URL reveals nothing.
     if flow is None or not hmac.compare_digest(flow.webhook_secret.encode(), secret.encode()):
-        return json_error(404, "Not found.", "not_found")
+        return over_limit("webhooks", f"miss:{client_ip(request)}") or json_error(404, "Not found.", "not_found")
+    if refused := over_limit("webhooks", f"flow:{flow.pk}"):
+        return refused
     if flow.status != Flow.Status.ACTIVE or flow.trigger_type != "trigger.webhook":
         return json_error(409, "This flow is not active with a webhook trigger.", "flow_not_active")
     if "trigger.webhook" in disabled_node_types():

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from core.queue import publish
 from knowledge.chunking import chunk_text
 from knowledge.embeddings import get_embedder
 from knowledge.errors import KnowledgeError, LeaseLost, ServiceError
@@ -36,12 +37,15 @@ from knowledge.stores import ChunkVector, VectorStore, get_store
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+# What stays of a deleted document's vectors in an external store when the cleanup task
+# cannot be queued: searches already skip them (their document is gone).
+UNREACHABLE = "its vectors stay in the store, skipped by every search, until the user's namespace is purged"
 
 
 def enqueue(document_id: int, generation: int, countdown: float | None = None) -> None:
     from knowledge.tasks import ingest_document
 
-    ingest_document.apply_async((document_id, generation), countdown=countdown)
+    publish(ingest_document, (document_id, generation), countdown=countdown, backstop="the knowledge sweep re-sends it")
 
 
 def enqueue_on_commit(document: Document) -> None:
@@ -190,9 +194,9 @@ def _remove_if_deleted(store: VectorStore, user_id: int, document_id: int) -> No
     except KnowledgeError:
         # The cleanup tasks retry for hours.
         if user_gone:
-            delete_namespace_vectors.delay(user_id)
+            publish(delete_namespace_vectors, (user_id,), backstop=UNREACHABLE)
         else:
-            delete_document_vectors.delay(user_id, document_id)
+            publish(delete_document_vectors, (user_id, document_id), backstop=UNREACHABLE)
 
 
 def fail(document_id: int, lease: uuid.UUID, message: str) -> None:

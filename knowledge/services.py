@@ -12,7 +12,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from knowledge.ingestion import enqueue_on_commit
+from core.queue import publish
+from knowledge.ingestion import UNREACHABLE, enqueue_on_commit
 from knowledge.models import Document
 
 # Fields whose change means new chunks: the title is embedded with every passage.
@@ -25,7 +26,7 @@ def _schedule_vector_cleanup(user_id: int, document_id: int) -> None:
         return
     from knowledge.tasks import delete_document_vectors
 
-    transaction.on_commit(lambda: delete_document_vectors.delay(user_id, document_id))
+    transaction.on_commit(lambda: publish(delete_document_vectors, (user_id, document_id), backstop=UNREACHABLE))
 
 
 @transaction.atomic

@@ -14,7 +14,9 @@ from django.db import transaction
 def purge_deleted_user_vectors(sender, instance, **kwargs) -> None:
     if settings.VECTOR_STORE == "pgvector":
         return
+    from core.queue import publish
+    from knowledge.ingestion import UNREACHABLE
     from knowledge.tasks import delete_namespace_vectors
 
     user_id = instance.pk
-    transaction.on_commit(lambda: delete_namespace_vectors.delay(user_id))
+    transaction.on_commit(lambda: publish(delete_namespace_vectors, (user_id,), backstop=UNREACHABLE))

@@ -6,11 +6,11 @@ from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from core.api import Conflict, OwnedQuerysetMixin
 from core.openapi import error
+from core.ratelimit import ScopedRateThrottle
 from knowledge import search, services
 from knowledge.errors import KnowledgeError
 from knowledge.models import Document

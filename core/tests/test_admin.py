@@ -131,3 +131,14 @@ def test_members_cannot_use_the_admin(make_user):
     client = Client()
     client.force_login(member)
     assert client.get("/admin/").status_code == 302
+
+
+def test_the_admin_sign_in_form_is_rate_limited(client, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"auth": "3/min"}}
+    assert client.get("/admin/login/").status_code == 200  # showing the form costs nothing
+    attempts = [
+        client.post("/admin/login/", {"username": "staff@example.com", "password": "guess"}).status_code
+        for _ in range(4)
+    ]
+    assert attempts == [200, 200, 200, 429]
+    assert client.get("/admin/login/").status_code == 200

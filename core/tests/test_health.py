@@ -33,6 +33,18 @@ def test_redis_down_is_a_503(anon, settings):
     assert response.json()["database"]["ok"] is True
 
 
+def test_rate_limits_step_aside_while_redis_is_down(anon, api, settings, caplog):
+    """Limits protect the service; with their counters unreachable requests still get answers."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"},
+    }
+    token = anon.post("/api/v1/auth/token/", {"email": "nobody@example.com", "password": "x"}, format="json")
+    search = api.get("/api/v1/knowledge/search/", {"q": "opening hours"})
+    assert (token.status_code, search.status_code) == (400, 200)
+    assert "not applied: Redis unreachable" in caplog.text
+
+
 def test_database_down_is_a_503():
     """A separate process whose database URL points at a closed port."""
     code = (
@@ -66,7 +78,13 @@ def test_security_headers_on_every_response(anon):
         anon.get("/webhooks/meta/", {"hub.mode": "subscribe"}),
         anon.post("/webhooks/flows/1/nope/", {}, format="json"),
         anon.post("/api/v1/auth/token/", b"{bad", content_type="application/json"),
+        # Answered by middleware around Django's own clickjacking middleware.
+        anon.get("/api/v1/flows/?q=%00"),
+        anon.get("/api/v1/me/", HTTP_X_TRACE="a\x00b"),
+        anon.post("/api/v1/auth/token/", b"{}", content_type="application/json", CONTENT_LENGTH="999999999"),
+        anon.get("/healthz", HTTP_HOST="not-ours.example"),
     ]
+    assert [response.status_code for response in responses[-4:]] == [400, 400, 413, 400]
     for response in responses:
         assert response["X-Content-Type-Options"] == "nosniff"
         assert response["X-Frame-Options"] == "DENY"

@@ -227,12 +227,6 @@ def request_through(broker_url: str, method: str, path: str, body: dict, headers
     return int(in_own_process(code, argument, REDIS_URL=broker_url, ALLOWED_HOSTS="testserver").splitlines()[-1])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with Redis down, a manual run answers 500 though it is stored and will start (executions.tasks."
-    "enqueue lets the broker error escape), so a client's retry runs it twice; the flow webhook answers 500 "
-    "because its rate limit (core.ratelimit.hit) lets the cache error escape. See the audit report for the fix.",
-)
 def test_runs_asked_for_while_redis_is_down_are_accepted_and_run_once(start_worker, own_redis, user):
     """Redis down, clients keep calling: each accepted run is in PostgreSQL and runs once Redis is back."""
     from accounts.models import ApiKey

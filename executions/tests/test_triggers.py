@@ -185,6 +185,15 @@ def test_the_generic_webhook_is_rate_limited_per_flow(api, anon, settings):
     assert FlowExecution.objects.count() == 3
 
 
+def test_wrong_webhook_urls_do_not_use_up_the_flows_budget(api, anon, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"webhooks": "3/min"}}
+    flow = create(api, graph("trigger.webhook"))
+    wrong_url = f"/webhooks/flows/{flow['id']}/not-the-secret/"
+    guesses = [anon.post(wrong_url, {}, format="json").status_code for _ in range(4)]
+    assert guesses == [404, 404, 404, 429]  # the guesses of this address are limited...
+    assert anon.post(flow["webhook_url"], {}, format="json").status_code == 202  # ...not the flow
+
+
 def test_executions_are_listed_newest_first_by_cursor(api, user, django_assert_max_num_queries):
     from datetime import timedelta
 
