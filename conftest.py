@@ -44,7 +44,8 @@ _WORKER_LOGS: list[Path] = []
 # Secret shapes used by the tests: API keys, Meta tokens, emails.
 LEAK_PATTERNS = [
     re.compile(r"inf_[A-Za-z0-9_\-]{20,}"),
-    re.compile(r"\b(?:IGQ|EAA)[A-Za-z0-9_\-]{12,}"),
+    re.compile(r"\b(?:IGQ|IGAA|EAA)[A-Za-z0-9_\-]{12,}"),
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),  # OpenAI-style keys the knowledge tests configure
     re.compile(r"[A-Za-z0-9._%+\-]+@(?:example\.com|example\.org|inflow\.localhost)"),
 ]
 
@@ -64,6 +65,9 @@ def pytest_sessionfinish(session, exitstatus):
             settings.PGCRYPTO_KEY,
             settings.BLIND_INDEX_KEY,
             settings.META_APP_SECRET,
+            settings.META_VERIFY_TOKEN,
+            settings.OPENAI_API_KEY,
+            *settings.PGCRYPTO_OLD_KEYS.values(),
             PASSWORD,
         )
         if value and len(value) >= 8
@@ -88,6 +92,19 @@ def pytest_configure(config):
     from config.celery import app
 
     app.conf.broker_url = TEST_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """As the setup script does for a developer's database: statement logging on the server
+    must not print the bound parameters, pgcrypto keys among them."""
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        for parameter in ("log_parameter_max_length", "log_parameter_max_length_on_error"):
+            cursor.execute(
+                f"ALTER DATABASE {connection.ops.quote_name(connection.settings_dict['NAME'])} SET {parameter} = 0"
+            )
 
 
 @pytest.fixture(autouse=True)

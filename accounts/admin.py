@@ -89,7 +89,7 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ["created_at", "last_login", "deletion_requested_at"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "name", "role", "password1", "password2"]})]
-    actions = ["request_deletion"]
+    actions = ["request_deletion", "cancel_deletion"]
 
     @admin.action(description="Request GDPR deletion (disable now, purge after the grace period)")
     def request_deletion(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -98,6 +98,16 @@ class UserAdmin(DjangoUserAdmin):
         for user in queryset:
             request_deletion(user)
         self.message_user(request, f"Deletion requested for {queryset.count()} account(s).", messages.SUCCESS)
+
+    @admin.action(description="Withdraw the GDPR deletion request (sign-in works again; flows stay paused)")
+    def cancel_deletion(self, request: HttpRequest, queryset: QuerySet) -> None:
+        withdrawn = sum(user.cancel_deletion() for user in queryset.filter(deletion_requested_at__isnull=False))
+        self.message_user(
+            request,
+            f"Deletion request withdrawn for {withdrawn} account(s). Their flows stay paused; "
+            "they need new API keys and must reconnect their Instagram/Facebook accounts.",
+            messages.SUCCESS,
+        )
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):
         term = search_term.strip()

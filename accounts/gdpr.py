@@ -66,7 +66,8 @@ def request_deletion(user: User) -> dict:
 
 
 def users_due(grace_days: int, user_id: int | None = None):
-    users = User.objects.filter(deletion_requested_at__lte=timezone.now() - timedelta(days=grace_days))
+    # is_active: an account staff re-enabled by hand is not erased behind their back.
+    users = User.objects.filter(deletion_requested_at__lte=timezone.now() - timedelta(days=grace_days), is_active=False)
     if user_id is not None:
         users = users.filter(pk=user_id)
     return users.only("id", "created_at", "deletion_requested_at").order_by("id")

@@ -112,6 +112,18 @@ class User(AbstractBaseUser, PermissionsMixin):
         self.refresh_from_db(fields=["is_active", "deletion_requested_at"])
         return bool(updated)
 
+    def cancel_deletion(self) -> bool:
+        """Withdraw a deletion request that has not been carried out; False if none was pending.
+
+        Only sign-in comes back: the flows stay paused and the revoked API keys and access
+        tokens stay revoked, so nothing runs again until the owner turns it back on.
+        """
+        updated = User.objects.filter(pk=self.pk, deletion_requested_at__isnull=False).update(
+            is_active=True, deletion_requested_at=None
+        )
+        self.refresh_from_db(fields=["is_active", "deletion_requested_at"])
+        return bool(updated)
+
 
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
     def active(self) -> ApiKeyQuerySet:

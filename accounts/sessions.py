@@ -38,8 +38,11 @@ def end_sessions(user_id: int) -> int:
 
 
 def forget_user(user_id: int) -> int:
-    """Delete the user's sessions and every `user:<id>:` cache key; returns keys removed."""
+    """Delete the user's sessions, throttle histories and every `user:<id>:` cache key; returns keys removed."""
     removed = end_sessions(user_id)
+    # DRF's throttles key an authenticated caller's history by user id (throttle_<scope>_<id>).
+    throttles = [f"throttle_{scope}_{user_id}" for scope in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]]
+    removed += sum(cache.delete(key) for key in throttles)
     client = cache._cache.get_client(write=True)
     pattern = cache.make_key(user_key(user_id, "*"))
     for redis_key in client.scan_iter(match=pattern, count=500):

@@ -188,17 +188,48 @@ def test_the_admin_action_disables_the_accounts_at_once(make_user, client_for):
     assert User.objects.get(pk=staff.pk).is_active  # only the selected account
 
 
+def test_a_withdrawn_request_is_not_purged_and_nothing_restarts(make_user, client_for):
+    from accounts.models import ApiKey
+
+    staff = make_user(role=User.Role.ADMIN, is_superuser=True)
+    browser = Client()
+    browser.force_login(staff)
+    changed_mind = make_user()
+    old_api = client_for(changed_mind)
+    flow = Flow.objects.create(user=changed_mind, name="f", flow_data=SCHEDULED, status=Flow.Status.ACTIVE)
+    gdpr.request_deletion(changed_mind)
+
+    browser.post("/admin/accounts/user/", {"action": "cancel_deletion", "_selected_action": [changed_mind.pk]})
+
+    changed_mind.refresh_from_db()
+    assert (changed_mind.is_active, changed_mind.deletion_requested_at) == (True, None)
+    assert not gdpr.users_due(grace_days=0).filter(pk=changed_mind.pk).exists()
+    assert old_api.get("/api/v1/me/").status_code == 401  # revoked keys stay revoked
+    assert Flow.objects.get(pk=flow.pk).status == "paused"  # the owner turns it back on
+    assert client_for(changed_mind).get("/api/v1/me/").status_code == 200
+    assert ApiKey.objects.filter(user=changed_mind, revoked_at__isnull=True).count() == 1
+
+
+def test_an_account_staff_reenabled_by_hand_is_not_purged(make_user):
+    kept = make_user()
+    gdpr.request_deletion(kept)
+    User.objects.filter(pk=kept.pk).update(is_active=True)
+    assert not gdpr.users_due(grace_days=0).exists()
+
+
 @pytest.mark.django_db(transaction=True)  # the purge VACUUMs, which needs autocommit
-def test_the_purge_leaves_nothing_of_the_user_and_spares_others(make_user, settings):
+def test_the_purge_leaves_nothing_of_the_user_and_spares_others(make_user, client_for, settings):
     leaving = make_user(email="gone@example.com", name="Gone Person")
     staying = make_user(email="kept@example.com", name="Kept Person")
     populate(leaving, "ZZGONEZZ", "17841400000001", "5550001")
     populate(staying, "KKKEPTKK", "17841400000002", "5550002")
+    # A search leaves the caller's throttle history in Redis, keyed by user id.
+    assert client_for(leaving).get("/api/v1/knowledge/search/", {"q": "returns"}).status_code == 200
     gdpr.request_deletion(leaving)
     identifiers = {
         "id": leaving.pk,
         "email_hash": leaving.email_hash,
-        "prefix": ApiKey.objects.get(user=leaving).prefix,
+        "prefix": ApiKey.objects.filter(user=leaving).earliest("id").prefix,
     }
     kept_before = rows_mentioning(["KKKEPTKK"])
 
@@ -210,7 +241,7 @@ def test_the_purge_leaves_nothing_of_the_user_and_spares_others(make_user, setti
         with connection.cursor() as cursor:
             cursor.execute(f'SELECT count(*) FROM {table} WHERE "{column}" = %s', [identifiers["id"]])  # noqa: S608
             assert cursor.fetchone()[0] == 0, f"{table}.{column} still points at the purged user"
-    assert redis_mentioning(["ZZGONEZZ", f":user:{identifiers['id']}:"]) == []
+    assert redis_mentioning(["ZZGONEZZ", f":user:{identifiers['id']}:", f"throttle_search_{identifiers['id']}"]) == []
 
     assert rows_mentioning(["KKKEPTKK"]) == kept_before
     assert User.objects.get(pk=staying.pk).email == "kept@example.com"
