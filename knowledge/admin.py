@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -13,7 +15,9 @@ from accounts.models import User
 from knowledge import search, services
 from knowledge.embeddings import get_embedder
 from knowledge.errors import KnowledgeError
-from knowledge.models import Document
+from knowledge.models import Chunk, Document
+
+TEXT_PREVIEW_CHARS = 80
 
 
 class TrySearchForm(forms.Form):
@@ -94,6 +98,12 @@ class DocumentAdmin(admin.ModelAdmin):
                 request, f"Skipped {skipped}: ready, or being indexed by a live worker.", messages.WARNING
             )
 
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # Chunks cannot be deleted on their own (ChunkAdmin), but they go with their document.
+        perms_needed.discard(Chunk._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
     def delete_model(self, request: HttpRequest, obj: Document) -> None:
         services.delete_document(obj)
 
@@ -127,3 +137,110 @@ class DocumentAdmin(admin.ModelAdmin):
             "embedder": get_embedder(),
         }
         return TemplateResponse(request, "admin/knowledge/document/search.html", context)
+
+
+class BuiltWithFilter(admin.SimpleListFilter):
+    """Choices read from the documents, which record what their live chunks were built with:
+    a DISTINCT over the chunks would scan the whole (large) table on every page view."""
+
+    document_field: str
+
+    def lookups(self, request, model_admin):
+        values = (
+            Document.objects.filter(indexed_generation__isnull=False)
+            .order_by(self.document_field)
+            .values_list(self.document_field, flat=True)
+            .distinct()
+        )
+        return [(str(value), str(value)) for value in values]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**{self.parameter_name: self.value()}) if self.value() else queryset
+
+
+class EmbedderFilter(BuiltWithFilter):
+    title = "embedder"
+    parameter_name = "embedder"
+    document_field = "embedder"
+
+
+class DimensionFilter(BuiltWithFilter):
+    title = "dimension"
+    parameter_name = "dim"
+    document_field = "embedding_dim"
+
+
+@admin.register(Chunk)
+class ChunkAdmin(admin.ModelAdmin):
+    """The passages of the pgvector store (other stores keep theirs outside), to see what a
+    search can return. Read-only: indexing writes chunks, deleting their document removes them."""
+
+    list_display = [
+        "id",
+        "document_link",
+        "owner",
+        "generation",
+        "position",
+        "embedder",
+        "dimension",
+        "preview",
+    ]
+    list_display_links = ["id"]
+    list_filter = [EmbedderFilter, DimensionFilter]
+    list_select_related = ["document"]
+    # The identity index's order, so a page is an index scan, not a sort of the table.
+    ordering = ["document_id", "generation", "position"]
+    sortable_by = []
+    search_fields = ["document__title"]  # see get_search_results
+    search_help_text = "A document id, or part of a document's title."
+    show_full_result_count = False
+    fields = ["document_link", "owner", "generation", "position", "embedder", "vector", "text"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).select_related("document").defer("document__content")
+        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+            queryset = queryset.defer("embedding")  # 384 to 1536 floats a row, never shown in the list
+        return queryset
+
+    def get_search_results(self, request, queryset, search_term):
+        # A number is a document id, looked up through the chunks' identity index; the default
+        # "=document__id" would compare document_id::text and scan the table.
+        term = search_term.strip()
+        if term.isdecimal() and len(term) < 19:
+            return queryset.filter(document_id=int(term)), False
+        return super().get_search_results(request, queryset, term)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # one passage gone would leave its document incomplete: delete the document
+
+    @admin.display(description="Document")
+    def document_link(self, chunk: Chunk) -> str:
+        url = reverse("admin:knowledge_document_change", args=[chunk.document_id])
+        return format_html('<a href="{}">{}</a>', url, chunk.document.title)
+
+    @admin.display(description="User")
+    def owner(self, chunk: Chunk) -> str:
+        # Linked by id: loading the user would decrypt its email for every row.
+        url = reverse("admin:accounts_user_change", args=[chunk.user_id])
+        return format_html('<a href="{}">User {}</a>', url, chunk.user_id)
+
+    @admin.display(description="Dimension")
+    def dimension(self, chunk: Chunk) -> int:
+        return chunk.dim
+
+    @admin.display(description="Text")
+    def preview(self, chunk: Chunk) -> str:
+        text = " ".join(chunk.text.split())
+        return text if len(text) <= TEXT_PREVIEW_CHARS else text[: TEXT_PREVIEW_CHARS - 1].rstrip() + "…"
+
+    @admin.display(description="Embedding")
+    def vector(self, chunk: Chunk) -> str:
+        norm = math.sqrt(sum(float(x) * float(x) for x in chunk.embedding))
+        return f"{len(chunk.embedding)} dimensions, norm {norm:.4f}"

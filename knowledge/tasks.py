@@ -82,10 +82,12 @@ def _retry_delay(retries: int) -> int:
 
 
 @shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=10)
-def delete_document_vectors(self, user_id: int, document_id: int) -> None:
-    """A deleted document's vectors in an external store (searches already ignore them)."""
+def delete_document_vectors(self, user_id: int, document_id: int, older_than: int | None = None) -> None:
+    """A document's vectors in an external store: all of them once it is deleted, or those of
+    generations before `older_than`, queued with a countdown by a re-index (see
+    OLD_VECTORS_KEPT_SECONDS). Searches use neither by the time this runs."""
     try:
-        get_store().delete_document(user_id, document_id)
+        get_store().delete_document(user_id, document_id, older_than=older_than)
     except KnowledgeError as exc:
         raise self.retry(countdown=_retry_delay(self.request.retries), exc=exc) from None
 

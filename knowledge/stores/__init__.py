@@ -25,6 +25,12 @@ from django.conf import settings
 from knowledge.errors import ServiceError
 
 STORES = ("pgvector", "weaviate", "pinecone")
+# How long a re-indexed document's previous generation stays in a non-transactional store
+# after the switch. Pinecone is eventually consistent: for a few seconds after an upsert a
+# query may not return the new vectors yet, so deleting the old ones at once would make the
+# document vanish from results. Until they are deleted (a delayed cleanup task), searches
+# let the previous generation answer for a document whose live one the store did not return.
+OLD_VECTORS_KEPT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -67,8 +73,12 @@ class VectorStore:
         """The k chunks closest to `vector` among those built by `embedder`, best first."""
         raise NotImplementedError
 
-    def delete_document(self, user_id: int, document_id: int, *, keep_generation: int | None = None) -> None:
-        """Remove a document's chunks (all of them, or all but one generation)."""
+    def delete_document(self, user_id: int, document_id: int, *, older_than: int | None = None) -> None:
+        """Remove a document's chunks: all of them, or those of generations before `older_than`.
+
+        Generations only grow, so removing the older ones never touches a newer version
+        being written while this call (or a delayed cleanup task) runs.
+        """
         raise NotImplementedError
 
     def delete_namespace(self, user_id: int) -> None:

@@ -153,12 +153,12 @@ class PgvectorStore(VectorStore):
             for d, g, p, t, distance in rows
         ]
 
-    def delete_document(self, user_id: int, document_id: int, *, keep_generation: int | None = None) -> None:
+    def delete_document(self, user_id: int, document_id: int, *, older_than: int | None = None) -> None:
         sql = "DELETE FROM knowledge_chunks WHERE user_id = %s AND document_id = %s"
         params: list = [namespace_id(user_id), document_id]
-        if keep_generation is not None:
-            sql += " AND generation <> %s"
-            params.append(keep_generation)
+        if older_than is not None:
+            sql += " AND generation < %s"
+            params.append(older_than)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
 

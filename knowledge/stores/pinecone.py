@@ -28,6 +28,11 @@ def vector_id(document_id: int, generation: int, position: int) -> str:
     return f"d{document_id}:g{generation}:p{position}"
 
 
+def generation_of(vector_id: str) -> int:
+    """The generation in an id made by vector_id() (listed by its document's prefix)."""
+    return int(vector_id.split(":")[1][1:])
+
+
 class PineconeStore(VectorStore):
     name = "pinecone"
     transactional = False
@@ -115,12 +120,11 @@ class PineconeStore(VectorStore):
             if not token:
                 return ids
 
-    def delete_document(self, user_id: int, document_id: int, *, keep_generation: int | None = None) -> None:
+    def delete_document(self, user_id: int, document_id: int, *, older_than: int | None = None) -> None:
         namespace = self._namespace(user_id)
         ids = self._list_ids(namespace, f"d{document_id}:")
-        if keep_generation is not None:
-            kept = f"d{document_id}:g{keep_generation}:"
-            ids = [i for i in ids if not i.startswith(kept)]
+        if older_than is not None:
+            ids = [i for i in ids if generation_of(i) < older_than]
         for start in range(0, len(ids), DELETE_BATCH):
             self._call("POST", "/vectors/delete", {"ids": ids[start : start + DELETE_BATCH], "namespace": namespace})
 

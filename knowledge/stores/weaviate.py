@@ -40,6 +40,25 @@ def _mapped_errors() -> Iterator[None]:
         raise ServiceError(f"{SERVICE} failed: {clean_remote_message(exc.message)}") from None
 
 
+def ensure_tenant(tenants, name: str) -> None:
+    """Create the tenant `name` through a collection's `tenants` API unless it exists.
+
+    Two workers indexing a user's first documents at once both see no tenant; Weaviate
+    refuses the second create (a duplicate tenant is an error status), which must not fail
+    that document: the tenant it wanted is there.
+    """
+    from weaviate.classes.tenants import Tenant
+    from weaviate.exceptions import UnexpectedStatusCodeError
+
+    if tenants.exists(name):
+        return
+    try:
+        tenants.create([Tenant(name=name)])
+    except UnexpectedStatusCodeError:
+        if not tenants.exists(name):
+            raise
+
+
 class WeaviateStore(VectorStore):
     name = "weaviate"
     transactional = False
@@ -125,13 +144,11 @@ class WeaviateStore(VectorStore):
 
     def upsert(self, user_id: int, chunks: Sequence[ChunkVector], *, embedder: str, dim: int) -> None:
         from weaviate.classes.data import DataObject
-        from weaviate.classes.tenants import Tenant
 
         tenant = self.tenant(user_id)
         with _mapped_errors():
             collection = self._collection(dim, create=True)
-            if not collection.tenants.exists(tenant):
-                collection.tenants.create([Tenant(name=tenant)])
+            ensure_tenant(collection.tenants, tenant)
             objects = [
                 DataObject(
                     uuid=uuid.uuid5(OBJECT_NAMESPACE, f"{c.document_id}:{c.generation}:{c.position}"),
@@ -178,13 +195,13 @@ class WeaviateStore(VectorStore):
             for o in answer.objects
         ]
 
-    def delete_document(self, user_id: int, document_id: int, *, keep_generation: int | None = None) -> None:
+    def delete_document(self, user_id: int, document_id: int, *, older_than: int | None = None) -> None:
         from weaviate.classes.query import Filter
 
         tenant = self.tenant(user_id)
         where = Filter.by_property("document_id").equal(document_id)
-        if keep_generation is not None:
-            where = where & Filter.by_property("generation").not_equal(keep_generation)
+        if older_than is not None:
+            where = where & Filter.by_property("generation").less_than(older_than)
         with _mapped_errors():
             for name in self._our_collections():
                 collection = self.client().collections.get(name)

@@ -3,7 +3,8 @@
 FakePinecone plays the data-plane REST API of a Pinecone index (upsert, query, list,
 delete, describe_index_stats) in memory, with exact cosine scores. It follows Pinecone's
 documented request and answer shapes, so the store's HTTP code is exercised for real; it is
-not Pinecone itself (no eventual consistency, no quotas).
+not Pinecone itself (no quotas). Its eventual consistency is played on demand: while
+`lagging` is set, queries do not return the vectors upserted meanwhile, until `catch_up()`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class FakePinecone:
     def __init__(self, dimension: int | None = None) -> None:
         self.dimension = dimension
         self.namespaces: dict[str, dict[str, dict]] = {}
+        self.lagging = False
+        self.unseen: set[tuple[str, str]] = set()  # (namespace, id) upserted while lagging
         self.lock = threading.Lock()
         self.server = FakeHTTPServer(self.respond)
 
@@ -39,6 +42,12 @@ class FakePinecone:
     @property
     def url(self) -> str:
         return self.server.url
+
+    def catch_up(self) -> None:
+        """Queries see every vector again, as Pinecone does a few seconds after an upsert."""
+        with self.lock:
+            self.lagging = False
+            self.unseen.clear()
 
     def respond(self, request: RecordedRequest) -> Reply:
         if request.headers.get("api-key") != PINECONE_KEY:
@@ -57,20 +66,26 @@ class FakePinecone:
 
     def upsert(self, request: RecordedRequest) -> Reply:
         body = request.json()
-        space = self.namespaces.setdefault(body.get("namespace", ""), {})
+        namespace = body.get("namespace", "")
+        space = self.namespaces.setdefault(namespace, {})
         for vector in body["vectors"]:
             if self.dimension and len(vector["values"]) != self.dimension:
                 message = f"Vector dimension {len(vector['values'])} does not match the dimension of the index"
                 return Reply(400, {"code": 3, "message": message})
             space[vector["id"]] = {"values": vector["values"], "metadata": vector.get("metadata", {})}
+            if self.lagging:
+                self.unseen.add((namespace, vector["id"]))
         return Reply(200, {"upsertedCount": len(body["vectors"])})
 
     def query(self, request: RecordedRequest) -> Reply:
         body = request.json()
-        space = self.namespaces.get(body.get("namespace", ""), {})
+        namespace = body.get("namespace", "")
+        space = self.namespaces.get(namespace, {})
         wanted = body.get("filter") or {}
         matches = []
         for vector_id, record in space.items():
+            if (namespace, vector_id) in self.unseen:
+                continue
             if any(record["metadata"].get(key) != condition["$eq"] for key, condition in wanted.items()):
                 continue
             match = {"id": vector_id, "score": cosine(body["vector"], record["values"])}

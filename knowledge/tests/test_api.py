@@ -209,7 +209,7 @@ def test_a_changed_embedder_is_a_409_telling_what_to_run(api, user, add_document
 
     assert response.status_code == 409
     assert response.json() == {
-        "detail": "The knowledge base was built with hashing-v1 (384 dims); the server now uses hashing-v1 "
+        "detail": "The knowledge base was built with hashing-v2 (384 dims); the server now uses hashing-v2 "
         "(256 dims). Run manage.py rebuild_knowledge to re-embed it.",
         "code": "embedder_mismatch",
     }

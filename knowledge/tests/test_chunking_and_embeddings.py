@@ -89,7 +89,7 @@ def test_hashing_is_deterministic_unit_length_and_sized():
     assert first == again
     assert len(first[0]) == 384
     assert math.isclose(math.sqrt(sum(x * x for x in first[0])), 1.0, rel_tol=1e-9)
-    assert embedder.name == "hashing-v1"
+    assert embedder.name == "hashing-v2"
     assert len(HashingEmbedder(1536).embed_query("hello")) == 1536
 
 
@@ -99,6 +99,50 @@ def test_hashing_matches_on_shared_keywords_not_on_stopwords():
     refund = embedder.embed_query("Refunds are issued within 5 business days.")
     shipping = embedder.embed_query("How long does shipping take to Canada?")
     assert cosine(query, refund) > cosine(query, shipping)
+
+
+@pytest.mark.parametrize(
+    ("query", "answer", "other"),
+    [
+        ("退款多久能到账?", "仓库验收后我们会在3个工作日内将退款原路退回。", "订单满99元包邮。"),
+        ("送料はいくらですか?", "5,000円以上のご注文は送料無料です。", "返金は5営業日以内に行います。"),
+        ("배송비는 얼마인가요?", "5만원 이상 구매 시 배송비는 무료입니다.", "환불은 3영업일 이내에 처리됩니다."),
+        ("ค่าจัดส่งเท่าไหร่", "ค่าจัดส่งฟรีเมื่อสั่งซื้อครบ 1,000 บาท", "เราจะคืนเงินภายใน 7 วันทำการ"),
+    ],
+    ids=["chinese", "japanese", "korean", "thai"],
+)
+def test_hashing_matches_text_without_spaces_on_its_characters(query, answer, other):
+    embedder = HashingEmbedder(384)
+    question, right, wrong = embedder.embed_documents([query, answer, other])
+    assert cosine(question, right) > max(0.2, cosine(question, wrong))
+
+
+def test_latin_text_keeps_its_word_features_and_scripts_split_where_they_change():
+    english = "Refunds take 5 days for \uff33\uff21\uff2c\uff25 items"  # SALE in fullwidth letters
+    words, word_pairs, characters, character_pairs = (
+        dict(group) for group, _ in HashingEmbedder(384)._features(english)
+    )
+    assert words == {"refund": 1, "5": 1, "day": 1, "sale": 1, "item": 1}
+    assert word_pairs == {"refund 5": 1, "5 day": 1, "day sale": 1, "sale item": 1}
+    assert characters == character_pairs == {}
+
+    words, _, characters, character_pairs = (
+        dict(group) for group, _ in HashingEmbedder(384)._features("iPhone15の返品は30日以内")
+    )
+    assert words == {"iphone15": 1, "30": 1}
+    # Hiragana (の, は) write grammar: never features, they end a pair. Kana and hangul
+    # count alone only when nothing stands beside them; ideographs always do.
+    assert character_pairs == {"返品": 1, "日以": 1, "以内": 1}
+    assert characters == {"返": 1, "品": 1, "日": 1, "以": 1, "内": 1}
+
+
+def test_hashing_normalises_width_and_keeps_a_text_of_hiragana_only():
+    embedder = HashingEmbedder(384)
+    fullwidth = "\uff30\uff41\uff59\uff30\uff41\uff59\u3000\uff13\uff10日"  # as Japanese text often writes it
+    assert embedder.embed_query(fullwidth) == embedder.embed_query("PayPay 30日")
+    thanks = embedder.embed_query("ありがとう")
+    assert any(thanks)
+    assert cosine(thanks, embedder.embed_query("ありがとうございます")) > 0.5
 
 
 def test_text_without_words_embeds_to_zero():
@@ -183,7 +227,7 @@ def test_an_unreachable_embeddings_api_is_transient():
 
 def test_the_provider_comes_from_settings():
     with override_settings(EMBEDDINGS_PROVIDER="hashing", EMBEDDINGS_DIM=256):
-        assert (get_embedder().name, get_embedder().dim) == ("hashing-v1", 256)
+        assert (get_embedder().name, get_embedder().dim) == ("hashing-v2", 256)
     with override_settings(
         EMBEDDINGS_PROVIDER="openai", EMBEDDINGS_MODEL="text-embedding-3-large", EMBEDDINGS_DIM=1536
     ):

@@ -10,12 +10,13 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from core.testing import FakeHTTPServer, Reply
 from knowledge import ingestion, search, services
 from knowledge.errors import LeaseLost
 from knowledge.models import Chunk, Document
-from knowledge.stores import get_store
+from knowledge.stores import OLD_VECTORS_KEPT_SECONDS, get_store
 from knowledge.stores.pgvector import CREATE_INDEX_SQL, ensure_index, index_exists
 from knowledge.tasks import delete_document_vectors, sweep_documents
 
@@ -75,7 +76,7 @@ def test_ingestion_refuses_to_mix_embedders_but_a_lone_document_may_switch(user,
 
     with override_settings(EMBEDDINGS_DIM=256):
         second = add_document(user, "Parking", "Free parking.", expect="failed")
-        assert "built with hashing-v1 (384 dims)" in second.error
+        assert "built with hashing-v2 (384 dims)" in second.error
         assert "rebuild_knowledge" in second.error
 
         services.delete_document(second)
@@ -124,18 +125,44 @@ def test_retry_resets_failed_and_stuck_documents_only(user, add_document):
     assert Document.objects.get(pk=busy.pk).status == "indexing"
 
 
-def test_pinecone_keeps_one_live_version_and_deleted_documents_out_of_results(user, add_document, pinecone_settings):
+@pytest.fixture
+def cleanups(monkeypatch) -> list[tuple[tuple, float | None]]:
+    """The cleanup tasks ingestion queues, as (args, countdown): recorded at the broker's door."""
+    sent: list[tuple[tuple, float | None]] = []
+    monkeypatch.setattr(
+        delete_document_vectors, "apply_async", lambda args, countdown=None: sent.append((args, countdown))
+    )
+    return sent
+
+
+def reindex(document: Document, content: str, capture) -> None:
+    """A re-upload indexed as a worker does it: outside a transaction, so on_commit runs."""
+    services.update_document(document, content=content)
+    with capture(execute=True):
+        assert ingestion.ingest(document.pk, document.generation).startswith("ready")
+
+
+def texts(user, query: str) -> list[str]:
+    return [result.text for result in search.search(user_id=user.pk, query=query, k=5)]
+
+
+def test_pinecone_keeps_one_live_version_and_deleted_documents_out_of_results(
+    user, add_document, pinecone_settings, cleanups, django_capture_on_commit_callbacks
+):
     document = add_document(user, "Hours", "We open at 9 am every weekday.")
     namespace = pinecone_settings.namespaces[f"user-{user.pk}"]
     assert sorted(namespace) == [f"d{document.pk}:g1:p0"]
-    assert namespace[f"d{document.pk}:g1:p0"]["metadata"]["embedder"] == "hashing-v1"
+    assert namespace[f"d{document.pk}:g1:p0"]["metadata"]["embedder"] == "hashing-v2"
 
-    services.update_document(document, content="We open at 11 am on weekdays.")
-    ingestion.ingest(document.pk, 2)
+    reindex(document, "We open at 11 am on weekdays.", django_capture_on_commit_callbacks)
+    # The old generation is deleted later, by the cleanup task; meanwhile searches skip it,
+    # even for a query it matches better than the live one.
+    assert cleanups == [((user.pk, document.pk, 2), OLD_VECTORS_KEPT_SECONDS)]
+    assert sorted(namespace) == [f"d{document.pk}:g1:p0", f"d{document.pk}:g2:p0"]
+    assert texts(user, "open at 9 am every weekday") == ["We open at 11 am on weekdays."]
+    delete_document_vectors(*cleanups[0][0])  # its countdown is over
     assert sorted(namespace) == [f"d{document.pk}:g2:p0"]
-    assert [r.text for r in search.search(user_id=user.pk, query="open weekdays", k=5)] == [
-        "We open at 11 am on weekdays."
-    ]
+    assert texts(user, "open weekdays") == ["We open at 11 am on weekdays."]
 
     document_id = document.pk
     services.delete_document(document)
@@ -143,6 +170,59 @@ def test_pinecone_keeps_one_live_version_and_deleted_documents_out_of_results(us
     assert search.search(user_id=user.pk, query="open weekdays", k=5) == []
     assert delete_document_vectors.apply(args=(user.pk, document_id)).successful()
     assert namespace == {}
+
+
+def test_a_reindexed_document_answers_while_pinecone_catches_up(
+    user, add_document, pinecone_settings, cleanups, django_capture_on_commit_callbacks
+):
+    document = add_document(user, "Hours", "We open at 9 am every weekday.")
+    pinecone_settings.lagging = True  # queries do not see the vectors upserted from now on
+
+    reindex(document, "We open at 11 am on weekdays.", django_capture_on_commit_callbacks)
+
+    assert Document.objects.get(pk=document.pk).indexed_generation == 2
+    # Pinecone does not return generation 2 yet: the previous version answers, as it did
+    # until the switch, rather than the document vanishing from the results.
+    assert texts(user, "when do you open on weekdays") == ["We open at 9 am every weekday."]
+    pinecone_settings.catch_up()
+    assert texts(user, "when do you open on weekdays") == ["We open at 11 am on weekdays."]
+    assert texts(user, "open at 9 am every weekday") == ["We open at 11 am on weekdays."]
+
+    # Long after the switch, a previous generation left behind never answers again.
+    pinecone_settings.lagging = True
+    reindex(document, "We open at noon on weekdays.", django_capture_on_commit_callbacks)
+    Document.objects.filter(pk=document.pk).update(
+        indexed_at=timezone.now() - timedelta(seconds=OLD_VECTORS_KEPT_SECONDS + 1)
+    )
+    assert texts(user, "when do you open on weekdays") == []
+    pinecone_settings.catch_up()
+    assert texts(user, "when do you open on weekdays") == ["We open at noon on weekdays."]
+
+
+def test_without_a_broker_the_old_generation_is_deleted_at_once(
+    user, add_document, pinecone_settings, monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    def unreachable(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(delete_document_vectors, "apply_async", unreachable)
+    document = add_document(user, "Hours", "We open at 9 am every weekday.")
+
+    reindex(document, "We open at 11 am on weekdays.", django_capture_on_commit_callbacks)
+
+    assert sorted(pinecone_settings.namespaces[f"user-{user.pk}"]) == [f"d{document.pk}:g2:p0"]
+    assert "deleting them now instead" in caplog.text
+
+
+def test_pgvector_swaps_in_one_transaction_and_queues_no_cleanup(
+    user, add_document, cleanups, django_capture_on_commit_callbacks
+):
+    document = add_document(user, "Hours", "We open at 9 am every weekday.")
+    reindex(document, "We open at 11 am on weekdays.", django_capture_on_commit_callbacks)
+    assert cleanups == []
+    assert list(Chunk.objects.filter(document=document).values_list("generation", "text")) == [
+        (2, "We open at 11 am on weekdays.")
+    ]
 
 
 @pytest.mark.parametrize("deleted", ["document", "user"])

@@ -37,7 +37,7 @@ def test_a_dimension_change_blocks_search_until_the_rebuild(api, user, other_use
 
         output = rebuild()
 
-        assert "Rebuilding 3 document(s) with hashing-v1 (1536 dims) into pgvector." in output
+        assert "Rebuilding 3 document(s) with hashing-v2 (1536 dims) into pgvector." in output
         assert "[1/3] document" in output
         assert "[3/3] document" in output
         assert "Rebuilt 3 document(s)" in output
@@ -81,6 +81,24 @@ def test_rebuild_shows_progress_within_a_document(user, add_document):
     assert f": {total} chunks" in output
 
 
+def test_a_knowledge_base_of_the_previous_hashing_scheme_must_be_rebuilt(api, user, add_document):
+    """hashing-v2 added character features: vectors of hashing-v1 would silently rank worse."""
+    document = add_document(user, "Shipping", DOCUMENTS["Shipping"])
+    Document.objects.filter(pk=document.pk).update(embedder="hashing-v1")  # as indexed before the upgrade
+    Chunk.objects.filter(document=document).update(embedder="hashing-v1")
+
+    response = api.get(SEARCH, {"q": "shipping"})
+    assert response.status_code == 409
+    assert "built with hashing-v1 (384 dims); the server now uses hashing-v2 (384 dims)" in response.json()["detail"]
+    assert add_document(user, "Contact", DOCUMENTS["Contact"], expect="failed").error.startswith(
+        "The knowledge base was built with hashing-v1"
+    )
+
+    assert "Rebuilding 2 document(s) with hashing-v2 (384 dims)" in rebuild("--stale-only")
+    assert api.get(SEARCH, {"q": "shipping"}).json()["results"][0]["document"]["title"] == "Shipping"
+    assert set(Chunk.objects.values_list("embedder", flat=True)) == {"hashing-v2"}
+
+
 def test_a_document_that_cannot_be_embedded_is_marked_failed(user, add_document):
     add_document(user, "Hours", "We open at 9 am.")
     with (
@@ -109,7 +127,7 @@ def test_a_store_change_blocks_search_until_the_rebuild(api, user, add_document,
         assert response.json()["code"] == "store_mismatch"
         assert "indexed into pgvector; the server now uses pinecone" in response.json()["detail"]
 
-        assert "Rebuilding 1 document(s) with hashing-v1 (384 dims) into pinecone" in rebuild("--stale-only")
+        assert "Rebuilding 1 document(s) with hashing-v2 (384 dims) into pinecone" in rebuild("--stale-only")
 
         results = api.get(SEARCH, {"q": "parking"}).json()["results"]
         assert [r["text"] for r in results] == ["Free parking behind the store."]

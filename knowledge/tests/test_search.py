@@ -11,7 +11,15 @@ from core.testing import FakeHTTPServer, Reply
 from knowledge import ingestion, search, services
 from knowledge.embeddings import HashingEmbedder
 from knowledge.models import Chunk, Document
-from knowledge.tests.shop import DOCUMENTS, QUERIES, SEMANTIC_QUERIES
+from knowledge.tests.shop import (
+    CHINESE_DOCUMENTS,
+    CHINESE_QUERIES,
+    DOCUMENTS,
+    JAPANESE_DOCUMENTS,
+    JAPANESE_QUERIES,
+    QUERIES,
+    SEMANTIC_QUERIES,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +40,28 @@ def test_the_right_passage_comes_first(shop, user, question, expected):
     assert results[0].title == expected, [(r.title, round(r.score, 3)) for r in results]
     assert results[0].document_id == shop[expected].pk
     assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
+
+
+def test_a_chinese_faq_ranks_the_right_passage_first(user, add_document):
+    for title, text in CHINESE_DOCUMENTS.items():
+        add_document(user, title, text.strip())
+    for question, expected in CHINESE_QUERIES:
+        results = search.search(user_id=user.pk, query=question, k=3)
+        assert results[0].title == expected, (question, [(r.title, round(r.score, 3)) for r in results])
+
+
+def test_english_and_japanese_side_by_side_each_find_their_passages(user, add_document):
+    """A shop answering in both languages: neither disturbs the other, and questions that
+    mix scripts (a brand name in a Japanese sentence) find the passage naming it."""
+    for title, text in {**DOCUMENTS, **JAPANESE_DOCUMENTS}.items():
+        add_document(user, title, text.strip())
+    mixed = [
+        ("PayPayは使えますか?", "お支払い方法"),  # PayPay is only named in the Japanese page
+        ("Klarnaで分割払いはできますか", "Payment methods"),  # ...and Klarna only in the English one
+    ]
+    for question, expected in [*QUERIES, *JAPANESE_QUERIES, *mixed]:
+        results = search.search(user_id=user.pk, query=question, k=3)
+        assert results[0].title == expected, (question, [(r.title, round(r.score, 3)) for r in results])
 
 
 @pytest.mark.skipif(

@@ -128,16 +128,17 @@ def test_upserting_the_same_chunk_replaces_it(store, user):
     assert store.count(user.pk, document.pk) == 1
 
 
-def test_delete_document_can_keep_one_generation(store, user):
+def test_delete_document_can_delete_only_older_generations(store, user):
     document, other = doc(user), doc(user)
     put(store, document, chunk(document, 0, unit(1), generation=1), chunk(document, 1, unit(1, 1), generation=1))
     put(store, document, chunk(document, 0, unit(0, 1), generation=2))
-    put(store, other, chunk(other, 0, unit(1)))
+    put(store, document, chunk(document, 0, unit(0, 1, 1), generation=3))  # a re-upload being written
+    put(store, other, chunk(other, 0, unit(1), generation=1))
 
-    store.delete_document(user.pk, document.pk, keep_generation=2)
-    assert [(h.generation, h.position) for h in find(store, user, unit(0, 1)) if h.document_id == document.pk] == [
-        (2, 0)
-    ]
+    store.delete_document(user.pk, document.pk, older_than=2)
+    kept = sorted((h.generation, h.position) for h in find(store, user, unit(0, 1)) if h.document_id == document.pk)
+    assert kept == [(2, 0), (3, 0)]
+    assert store.count(user.pk, other.pk) == 1
 
     store.delete_document(user.pk, document.pk)
     assert store.count(user.pk, document.pk) == 0

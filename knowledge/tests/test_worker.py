@@ -68,7 +68,7 @@ def test_an_upload_is_indexed_by_a_worker_and_becomes_searchable(worker, api, us
     assert document.status == "ready", document.error
     assert document.chunk_count == Chunk.objects.filter(document_id=document_id).count() > 1
     assert document.progress == {"done": document.chunk_count, "total": document.chunk_count}
-    assert (document.embedder, document.embedding_dim) == ("hashing-v1", 384)
+    assert (document.embedder, document.embedding_dim) == ("hashing-v2", 384)
     detail = api.get(f"{DOCS}{document_id}/").json()
     assert detail["status"] == "ready"
     results = api.get("/api/v1/knowledge/search/", {"q": "tracking number for my parcel"}).json()["results"]
