@@ -234,6 +234,8 @@ REST_FRAMEWORK = {
         "webhooks": env("WEBHOOK_THROTTLE_RATE", "6000/min"),
         # Every search embeds its query, which costs money with the openai embedder.
         "search": env("SEARCH_THROTTLE_RATE", "600/min"),
+        # Connecting an account asks Meta whose the token is.
+        "connect": env("TOKEN_CONNECT_THROTTLE_RATE", "30/min"),
     },
     "NUM_PROXIES": envint("NUM_PROXIES", 0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

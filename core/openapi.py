@@ -149,7 +149,7 @@ class AutoSchema(openapi.AutoSchema):
             errors["415"] = ("The body is not `application/json`.", {})
         if view.get_throttles():
             errors["429"] = (
-                "Too many requests from this address; try again after `Retry-After` seconds.",
+                "Too many requests from this client (address or user); try again after `Retry-After` seconds.",
                 {"Retry-After": _header("Seconds to wait before trying again.", "integer")},
             )
         return errors

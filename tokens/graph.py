@@ -19,12 +19,18 @@ exceptions:
 - 10 and 200-299 (permissions), everything else → PermanentError with Meta's message.
 A connection that failed before the request was sent is retried; a timeout after it was
 sent is not, because the message may have gone out (no duplicate DMs).
+
+`identify` asks Meta whose a token is before it is connected (GET /me). It changes nothing
+at Meta, so any failure to get an answer is simply "try again"; it raises TokenRefusedError
+(the client's token is no good) or MetaUnavailableError (Meta's side), never the engine's
+exceptions, and marks nothing: the token is not stored yet.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -185,3 +191,88 @@ def refresh_long_lived_token(token: ApiToken) -> dict:
     if not isinstance(body.get("access_token"), str) or not body["access_token"]:
         raise PermanentError("Meta's refresh answer carried no access token.")
     return body
+
+
+# --- Whose token is it? -------------------------------------------------------------------
+
+# The /me fields naming the account, per provider. For Instagram User tokens (Instagram API
+# with Instagram Login) `user_id` is the Instagram professional account id, the one webhooks
+# carry as entry[].id; `id` there is an app-scoped user id that no webhook uses. For Page
+# tokens `id` is the Page id.
+ME_FIELDS = {ApiToken.Provider.INSTAGRAM: ("user_id", "username"), ApiToken.Provider.FACEBOOK: ("id", "name")}
+MAX_ACCOUNT_NAME = 200
+
+
+@dataclass(frozen=True)
+class Identity:
+    account_id: str
+    name: str  # the Instagram username or the Page name; "" when Meta sent none
+
+
+class TokenRefusedError(Exception):
+    """Meta refused a token that was being connected: invalid, expired, revoked or without permission."""
+
+
+class MetaUnavailableError(Exception):
+    """Meta could not say whose a token is right now: unreachable, overloaded, rate limited, or a
+    malformed answer (`bad_answer`)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, bad_answer: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.bad_answer = bad_answer
+
+
+def identify(provider: str, raw_token: str) -> Identity:
+    """The account a token belongs to, as Meta says: `GET /{version}/me` with the token.
+
+    Instagram tokens go to META_INSTAGRAM_GRAPH_URL (`fields=user_id,username`), Page tokens
+    to META_GRAPH_URL (`fields=id,name`); the token travels in the Authorization header.
+    """
+    id_field, name_field = ME_FIELDS[provider]
+    base = settings.META_INSTAGRAM_GRAPH_URL if provider == ApiToken.Provider.INSTAGRAM else settings.META_GRAPH_URL
+    try:
+        response = client().get(
+            graph_url("me", base),
+            params={"fields": f"{id_field},{name_field}"},
+            headers={"Authorization": f"Bearer {raw_token}"},
+            timeout=settings.META_HTTP_TIMEOUT,
+        )
+    except httpx.TransportError as exc:  # a timeout too: reading /me twice is harmless
+        raise MetaUnavailableError(f"Meta could not be reached ({type(exc).__name__}).") from None
+    if not response.is_success:
+        _raise_for_identify(response)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    # Meta answers /me with the fields at the top level; its getting-started guide shows them
+    # wrapped in a one-item `data` list, so both are read.
+    if isinstance(body, dict) and isinstance(body.get("data"), list) and body["data"]:
+        body = body["data"][0]
+    account_id = body.get(id_field) if isinstance(body, dict) else None
+    if isinstance(account_id, int) and not isinstance(account_id, bool):
+        account_id = str(account_id)
+    if not isinstance(account_id, str) or not account_id:
+        raise MetaUnavailableError(
+            f"Meta's answer did not name the token's account (no `{id_field}`).", bad_answer=True
+        )
+    name = body.get(name_field)
+    return Identity(account_id=account_id, name=name[:MAX_ACCOUNT_NAME] if isinstance(name, str) else "")
+
+
+def _raise_for_identify(response: httpx.Response) -> None:
+    error = _error_body(response)
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    detail = f"Meta error {code}: {_meta_message(error)}" if code is not None else f"HTTP {response.status_code}"
+    if code in RATE_LIMIT_CODES or response.status_code == 429:
+        raise MetaUnavailableError(f"Meta's rate limit ({detail}).", retry_after=_retry_after(response))
+    if code in TRANSIENT_CODES or error.get("is_transient") is True or response.status_code >= 500:
+        raise MetaUnavailableError(f"Meta is temporarily unavailable ({detail}).", retry_after=_retry_after(response))
+    if code is not None or response.status_code in (401, 403):
+        # 190/102 (invalid, expired, revoked), 10/200-299 (permission), 100 (a field the token's
+        # kind of account lacks)...: Meta looked at the token and said no.
+        raise TokenRefusedError(detail)
+    # A 4xx without Meta's error shape is not Meta talking about the token (a proxy, a wrong
+    # META_*_GRAPH_URL): nothing the client could fix.
+    raise MetaUnavailableError(f"Meta's answer was not understood ({detail}).", bad_answer=True)

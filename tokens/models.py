@@ -62,7 +62,8 @@ class ApiToken(models.Model):
     """An Instagram or Facebook Page access token, encrypted at rest.
 
     `account_id` is the Instagram professional account id or the Page id: the id that
-    arrives as `entry[].id` in webhooks and names the owner of the event.
+    arrives as `entry[].id` in webhooks and names the owner of the event. Meta confirms it
+    belongs to the token before the token is stored (tokens.services.connect_token).
     """
 
     class Provider(models.TextChoices):
@@ -77,6 +78,9 @@ class ApiToken(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     provider = models.CharField(max_length=16, choices=Provider.choices)
     account_id = models.CharField(max_length=64)
+    account_name = models.CharField(
+        max_length=200, blank=True, help_text="The Instagram username or Page name, as Meta gave it at connection."
+    )
     access_token = EncryptedTextField()
     token_hint = models.CharField(max_length=16, editable=False, help_text="Masked end of the token.")
     token_type = models.CharField(max_length=32, default="long_lived")

@@ -83,6 +83,7 @@ def export_user(user) -> dict[str, Iterator[dict]]:
             "id",
             "provider",
             "account_id",
+            "account_name",
             "token_hint",
             "token_type",
             "scopes",

@@ -29,6 +29,7 @@ class ApiTokenSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
             "id",
             "provider",
             "account_id",
+            "account_name",
             "access_token",
             "token_hint",
             "token_type",
@@ -39,9 +40,17 @@ class ApiTokenSerializer(RejectUnknownFieldsMixin, serializers.ModelSerializer):
             "status_reason",
             "created_at",
         ]
-        read_only_fields = ["id", "token_hint", "last_refreshed_at", "status", "status_reason", "created_at"]
-        # Uniqueness across users is checked in the view, which must not reveal another
-        # user's connection beyond "already connected".
+        read_only_fields = [
+            "id",
+            "account_name",
+            "token_hint",
+            "last_refreshed_at",
+            "status",
+            "status_reason",
+            "created_at",
+        ]
+        # Uniqueness across users is checked by services.connect_token, which must not reveal
+        # another user's connection beyond "already connected".
         validators: list = []
 
     def validate_scopes(self, value):

@@ -1,4 +1,7 @@
-"""Turning stored webhook deliveries into executions (spans tokens, flows, executions)."""
+"""The Meta integration's work that crosses tables or talks to Meta: connecting a token
+(verified with Meta first), turning stored webhook deliveries into executions (tokens,
+flows, executions), refreshing and expiring tokens.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,67 @@ import time
 from collections import defaultdict
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from executions.runner import disabled_node_types
 from executions.services import start_execution
 from flows.models import Flow
-from tokens import events
+from tokens import events, graph
 from tokens.models import ApiToken, MetaWebhookDelivery
 
 logger = logging.getLogger(__name__)
+
+ACCOUNT_KINDS = {ApiToken.Provider.INSTAGRAM: "Instagram account", ApiToken.Provider.FACEBOOK: "Facebook Page"}
+
+
+class ConnectError(Exception):
+    """A token that cannot be connected; the message (and `field`) are the client's 400."""
+
+    def __init__(self, message: str, *, field: str = "access_token") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def connect_token(*, user, provider: str, account_id: str, raw_token: str, **fields) -> tuple[ApiToken, bool]:
+    """Connect an account, or give an account the caller connected already a new token.
+
+    Meta is asked whose the token is first: webhooks route `entry[].id` to the token's
+    owner, so an unverified claim on an account id (which is public) would hand that
+    business's comments and messages to whoever claimed it. The call is made before any
+    transaction, so no lock is held while Meta answers; the unique (provider, account_id)
+    constraint settles a race between two connections. Only a client holding a valid token
+    for the account learns that another Inflow user connected it.
+
+    Raises ConnectError (a 400) and graph.MetaUnavailableError (nothing is stored).
+    Returns (token, created).
+    """
+    account = f"{ACCOUNT_KINDS[provider]} {account_id}"
+    try:
+        identity = graph.identify(provider, raw_token)
+    except graph.TokenRefusedError as exc:
+        raise ConnectError(f"Meta refused this access token: {exc}") from None
+    if identity.account_id != account_id:
+        # Which account the token does belong to is not the client's to learn from us.
+        logger.info("token for %s refused: it belongs to another account (user %s)", account, user.pk)
+        raise ConnectError(f"This access token does not belong to {account}.")
+    existing = ApiToken.objects.without_secret().filter(provider=provider, account_id=account_id).first()
+    if existing is not None and existing.user_id != user.pk:
+        raise ConnectError("This account is connected to another Inflow user.", field="account_id")
+    token = existing or ApiToken(user=user, provider=provider, account_id=account_id)
+    for field, value in fields.items():
+        setattr(token, field, value)
+    token.account_name = identity.name
+    token.set_token(raw_token)
+    token.status, token.status_reason = ApiToken.Status.ACTIVE, ""
+    try:
+        with transaction.atomic():
+            token.save()
+    except IntegrityError:
+        raise ConnectError("This account is already connected.", field="account_id") from None
+    return token, existing is None
+
 
 # GREATEST: Meta may deliver an older message after a newer one.
 UPSERT_WINDOW_SQL = """
@@ -63,7 +117,7 @@ def process_delivery(delivery_id: int) -> int | None:
         )
         if delivery is None:
             return None
-        started = _start_executions(events.parse(delivery.payload))
+        started = _start_executions(events.parse(delivery.payload), delivery_id=delivery_id)
         MetaWebhookDelivery.objects.filter(pk=delivery_id).update(
             processed_at=timezone.now(), attempts=delivery.attempts + 1, last_error="", executions_started=started
         )
@@ -116,9 +170,13 @@ def process_pending_deliveries(budget_seconds: float, batch_size: int = 50) -> t
                     logger.info("meta delivery %s: %d execution(s) started", delivery_id, started)
 
 
-def _start_executions(parsed: list[events.Event]) -> int:
+def _start_executions(parsed: list[events.Event], *, delivery_id: int | None = None) -> int:
     if not parsed:
         return 0
+    # Trigger types staff switched off start nothing, like the flow webhook and schedule
+    # triggers. Their events still open the contact's messaging window: the person did write.
+    switched_off = disabled_node_types()
+    skipped: defaultdict[str, int] = defaultdict(int)
     tokens = {
         (t.provider, t.account_id): t
         for t in ApiToken.objects.without_secret()
@@ -150,6 +208,9 @@ def _start_executions(parsed: list[events.Event]) -> int:
     flows_by_key: dict[tuple[int, str], list[Flow]] = {}
     started = 0
     for token, event in sorted(routed, key=lambda pair: pair[1].dedup_key):
+        if event.trigger_type in switched_off:
+            skipped[event.trigger_type] += 1
+            continue
         key = (token.user_id, event.trigger_type)
         if key not in flows_by_key:
             flows_by_key[key] = active_flows(token.user_id, event.trigger_type)
@@ -160,6 +221,12 @@ def _start_executions(parsed: list[events.Event]) -> int:
                 flow=flow, trigger_type=event.trigger_type, trigger_data=event.data, dedup_key=event.dedup_key
             )
             started += created
+    if skipped:
+        logger.info(
+            "meta delivery %s: %s ignored, trigger type switched off",
+            delivery_id,
+            ", ".join(f"{count} {trigger_type} event(s)" for trigger_type, count in sorted(skipped.items())),
+        )
     for account_id, count in unknown.items():
         # Ids only: message text and usernames never reach the logs.
         logger.info("meta webhook: %d event(s) for unknown account %s ignored", count, account_id)
@@ -175,7 +242,6 @@ def refresh_token(token_id: int) -> str:
     `status_reason`, tried again on the next run) or "skipped".
     """
     from executions.engine import PermanentError, TransientError
-    from tokens import graph
 
     now = timezone.now()
     with transaction.atomic():

@@ -29,14 +29,17 @@ from django.test import override_settings
 from django.utils import timezone
 from hypothesis import strategies as st
 from rest_framework.throttling import ScopedRateThrottle
+from schemathesis.checks import not_a_server_error
 from werkzeug.test import Client
 
 from accounts.models import ApiKey
 from config.wsgi import application
+from core.testing import FakeHTTPServer, RecordedRequest, Reply
 from executions.models import FlowExecution
 from flows.models import Flow
 from knowledge.models import Document
 from tokens.models import ApiToken
+from tokens.tests.meta import bearer, me_reply, meta_error
 
 pytestmark = pytest.mark.django_db
 
@@ -55,7 +58,7 @@ RULES_BEYOND_THE_SCHEMA = {
     "flows_create": "graph rules: edges between existing nodes, one trigger, no cycle, node configs",
     "flows_update": "the same graph rules",
     "flows_partial_update": "the same graph rules",
-    "tokens_create": "an account already connected by another user",
+    "tokens_create": "a token Meta refuses or says is another account's, an account another user connected",
 }
 POSITIVE_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]
 CONFIG = schemathesis.Config.from_dict(
@@ -107,6 +110,39 @@ GRAPH = {
 WEBHOOK_GRAPH = {"nodes": [{"id": "t", "type": "trigger.webhook", "config": {}}], "edges": []}
 
 
+class FuzzMeta:
+    """Meta's `GET /me`, which `POST /api/v1/tokens/` asks whose the token is.
+
+    A token is opaque: only Meta knows whose it is, and the fuzzer's tokens are nobody's.
+    So before each call the test tells this fake which account the request names
+    (`expect`), and the fake answers as Meta does for a client holding a real token of that
+    account: valid connections get their 201 (or 200), and the links from them are
+    followed. Some answers are Meta's refusals instead, drawn deterministically from the
+    token and the account: one in ten is error 190, one in ten a token of another account,
+    so those documented 400s are fuzzed as well. Meta being down (a 503 or 502, which the
+    not_a_server_error check flags on any fuzzed call) is held to the schema by
+    test_token_verification_failures_answer_as_documented.
+    """
+
+    def __init__(self) -> None:
+        self.account_id: str | None = None
+        self.server = FakeHTTPServer(self.answer)
+
+    def expect(self, case) -> None:
+        body = case.body
+        creates = case.operation.path == "/api/v1/tokens/" and case.method.upper() == "POST"
+        named = body.get("account_id") if creates and isinstance(body, dict) else None
+        self.account_id = named if isinstance(named, str) else None
+
+    def answer(self, request: RecordedRequest) -> Reply:
+        if self.account_id is None:
+            return meta_error(190, message="Invalid OAuth access token - Cannot parse access token")
+        draw = zlib.crc32(f"{bearer(request)} {self.account_id}".encode()) % 10
+        if draw == 0:
+            return meta_error(190, message="Invalid OAuth access token - Cannot parse access token")
+        return me_reply(request, self.account_id + "0" if draw == 1 else self.account_id)
+
+
 class World:
     """The fuzzing user, a stranger, and one object of each kind for the `{id}` routes."""
 
@@ -117,6 +153,7 @@ class World:
         ApiKey.objects.create(user=self.user, name="fuzz", prefix=FUZZ_KEY[:12], key_hash=ApiKey.hash_key(FUZZ_KEY))
         self.stranger = make_user(name="Stranger")
         self.stranger_key = self.key_for(self.stranger)
+        self.meta = FuzzMeta()
         self.ids: dict[str, list[int]] = {}
         for owner in (self.user, self.stranger):
             self.seed(owner)
@@ -214,20 +251,24 @@ def wsgi(db):
 
 
 @pytest.fixture
-def world(wsgi, make_user, monkeypatch):
-    """The world for one operation's examples (or one stateful run).
+def world(wsgi, make_user, monkeypatch, settings):
+    """The world for one operation's examples (or one stateful run), and Meta's /me (FuzzMeta).
 
-    The auth throttle (20/min per address) would answer most register and token examples
-    with a 429 and leave their validation unfuzzed: it is lifted here. The 429 itself is
-    documented, and test_throttled_auth_answers_429_as_documented checks it.
+    The auth throttle (20/min per address) and the connect throttle (30/min per user) would
+    answer most register, token and token-connect examples with a 429 and leave their
+    validation unfuzzed: they are lifted here. The 429 itself is documented, and
+    test_throttled_auth_answers_429_as_documented checks it.
     """
     global _world
     monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "auth", "100000/min")
+    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "connect", "100000/min")
     _world = World(make_user)
-    try:
-        yield _world
-    finally:
-        _world = None
+    with _world.meta.server as meta:
+        settings.META_GRAPH_URL = settings.META_INSTAGRAM_GRAPH_URL = meta.url
+        try:
+            yield _world
+        finally:
+            _world = None
 
 
 def another_users_object_is_404(ctx, response, case) -> bool | None:
@@ -268,6 +309,7 @@ CHECKS = [another_users_object_is_404, security_headers_on_every_answer]
 @hypothesis.settings(HYPOTHESIS)
 def test_api(case, world):
     world.point_at_seeded_object(case)
+    world.meta.expect(case)
     case.call_and_validate(headers=world.call_headers(case), additional_checks=CHECKS)
 
 
@@ -316,6 +358,7 @@ def test_stateful(world):
 
         def get_call_kwargs(self, case) -> dict:
             world.point_at_seeded_object(case)
+            world.meta.expect(case)
             return {"headers": world.call_headers(case)}
 
         def validate_response(self, response, case, additional_checks=None, **kwargs) -> None:
@@ -333,6 +376,31 @@ def test_throttled_auth_answers_429_as_documented(wsgi):
     assert [answer.status_code for answer in answers] == [400] * 20 + [429]
     assert int(answers[-1].headers["retry-after"][0]) > 0
     case.validate_response(answers[-1])
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        (lambda request: meta_error(190, message="Error validating access token: Session has expired"), 400),
+        (lambda request: me_reply(request, "17841499999999999"), 400),  # another account's token
+        (lambda request: Reply(500, {"error": {"message": "An unknown error occurred", "code": 1}}), 503),
+        (lambda request: Reply(429, {"error": {"message": "Rate limited", "code": 4}}, {"Retry-After": "60"}), 503),
+        (lambda request: Reply(200, {"username": "no id"}), 502),
+    ],
+)
+def test_token_verification_failures_answer_as_documented(world, answer, status):
+    """What POST /api/v1/tokens/ answers when Meta does not confirm the token: as the schema says."""
+    world.meta.server.responder = answer
+    case = schema["/api/v1/tokens/"]["POST"].Case(
+        body={"provider": "instagram", "account_id": "17841400000000999", "access_token": "IGQVJfuzz-unconfirmed-0"},
+        media_type="application/json",
+    )
+    response = case.call(headers={"Authorization": f"Token {FUZZ_KEY}"})
+    assert response.status_code == status
+    if status == 503:
+        assert response.headers.get("retry-after") in (None, ["60"])
+    case.validate_response(response, excluded_checks=[not_a_server_error])  # the 5xx here is the point
+    assert not ApiToken.objects.filter(account_id="17841400000000999").exists()
 
 
 # --- The webhooks: not REST API operations, so not in /api/schema/, fuzzed here ------------

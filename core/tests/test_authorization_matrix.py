@@ -19,7 +19,8 @@ from accounts.models import ApiKey, DeletionRecord, User
 from executions.models import FlowExecution
 from flows.models import Flow, NodeType
 from knowledge.models import Document
-from tokens.models import ApiToken, MetaWebhookDelivery
+from tokens.models import ApiToken, ContactWindow, MetaWebhookDelivery, PrivateReply
+from tokens.tests.meta import fake_graph
 
 pytestmark = pytest.mark.django_db
 
@@ -107,7 +108,7 @@ def test_lists_and_search_show_user_b_nothing_of_user_a(owned, client_for, other
     assert b"Secret plans" not in export
 
 
-def test_writable_payloads_cannot_set_owner_status_or_ids(owned, client_for):
+def test_writable_payloads_cannot_set_owner_status_or_ids(owned, client_for, settings):
     owner = owned["owner"]
     api = client_for(owner)
     other = User.objects.create_user("victim@example.com", "correct-horse-battery-staple", name="Victim")
@@ -125,21 +126,29 @@ def test_writable_payloads_cannot_set_owner_status_or_ids(owned, client_for):
         assert refused.status_code == 400, owner_field
     assert not Flow.objects.filter(user=other).exists()
 
-    token = api.post(
-        "/api/v1/tokens/",
-        {
-            "provider": "instagram",
-            "account_id": "17841400000888",
-            "access_token": "IGQVJanother-token-000000",
-            "status": "revoked",
-            "token_hint": "forged",
-            "id": 99,
-        },
-        format="json",
-    )
+    with fake_graph(settings) as meta:  # Meta confirms the token is the account's
+        meta.owns("IGQVJanother-token-000000", "17841400000888")
+        token = api.post(
+            "/api/v1/tokens/",
+            {
+                "provider": "instagram",
+                "account_id": "17841400000888",
+                "access_token": "IGQVJanother-token-000000",
+                "status": "revoked",
+                "token_hint": "forged",
+                "account_name": "forged",
+                "id": 99,
+            },
+            format="json",
+        )
     assert token.status_code == 201
     saved = ApiToken.objects.get(pk=token.json()["id"])
-    assert (saved.status, saved.token_hint, saved.user_id) == ("active", "…0000", owner.pk)
+    assert (saved.status, saved.token_hint, saved.account_name, saved.user_id) == (
+        "active",
+        "…0000",
+        "inflow.shop",  # Meta's word for it, not the client's
+        owner.pk,
+    )
 
     document = api.post(
         "/api/v1/knowledge/documents/",
@@ -170,6 +179,10 @@ def admin_objects(owned) -> dict:
         NodeType: NodeType.objects.first(),
         DeletionRecord: DeletionRecord.objects.create(subject="user", pseudonym="0" * 64),
         MetaWebhookDelivery: MetaWebhookDelivery.objects.create(object="instagram", payload={"entry": []}),
+        ContactWindow: ContactWindow.objects.create(
+            token=owned["tokens"], contact_id="5550001", last_inbound_at=timezone.now()
+        ),
+        PrivateReply: PrivateReply.objects.create(token=owned["tokens"], comment_id="1790001", status="sent"),
         PeriodicTask: PeriodicTask.objects.create(
             name="t", task="executions.tasks.sweep_executions", crontab=CrontabSchedule.objects.create()
         ),

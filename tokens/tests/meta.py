@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
 from django.test import Client
 
-from core.testing import RecordedRequest, Reply
+from core.testing import FakeHTTPServer, RecordedRequest, Reply
 from flows.models import Flow
 from tokens.models import ApiToken
 from tokens.webhooks import expected_signature
@@ -136,3 +138,52 @@ def graph_ok(request: RecordedRequest) -> Reply:
     if request.path.endswith("/replies"):
         return Reply(200, {"id": unique_id("1780")})
     return Reply(404, {"error": {"message": "Unknown path", "code": 803}})
+
+
+def bearer(request: RecordedRequest) -> str:
+    return request.headers.get("authorization", "").removeprefix("Bearer ")
+
+
+class FakeGraph(FakeHTTPServer):
+    """A Graph API that knows whose each token is (`owns`) and accepts every send.
+
+    `GET /me` answers the way Meta does for the fields asked: `user_id`, `username` (and
+    an app-scoped `id` no webhook uses) for Instagram User tokens; `id`, `name` for Page
+    tokens. A token it does not know is refused with error 190. Both META_GRAPH_URL and
+    META_INSTAGRAM_GRAPH_URL point at it (see `fake_graph`).
+    """
+
+    def __init__(self) -> None:
+        self.owners: dict[str, tuple[str, str]] = {}
+        super().__init__(self.answer)
+
+    def owns(self, raw_token: str, account_id: str, name: str = "inflow.shop") -> None:
+        self.owners[raw_token] = (account_id, name)
+
+    def answer(self, request: RecordedRequest) -> Reply:
+        if request.path == graph_path("me"):
+            return self.me(request)
+        return graph_ok(request)
+
+    def me(self, request: RecordedRequest) -> Reply:
+        owner = self.owners.get(bearer(request))
+        if owner is None:
+            return meta_error(190, message="Invalid OAuth access token - Cannot parse access token")
+        return me_reply(request, *owner)
+
+
+def me_reply(request: RecordedRequest, account_id: str, name: str = "inflow.shop") -> Reply:
+    """Meta's answer to /me naming `account_id` in the fields the request asked for."""
+    fields = ",".join(request.query.get("fields", [])).split(",")
+    if "user_id" in fields:  # Instagram API with Instagram Login
+        return Reply(200, {"user_id": account_id, "username": name, "id": "27000000000000001"})
+    return Reply(200, {"id": account_id, "name": name})
+
+
+@contextlib.contextmanager
+def fake_graph(settings) -> Iterator[FakeGraph]:
+    """A FakeGraph that both Graph API hosts point at, for the pytest `settings` fixture."""
+    with FakeGraph() as server:
+        settings.META_GRAPH_URL = server.url
+        settings.META_INSTAGRAM_GRAPH_URL = server.url
+        yield server

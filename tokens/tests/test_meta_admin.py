@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.models import User
-from tokens.models import ApiToken, MetaWebhookDelivery
+from tokens.models import ApiToken, ContactWindow, MetaWebhookDelivery, PrivateReply
 from tokens.tests.meta import comment_payload, connect
 
 pytestmark = pytest.mark.django_db
@@ -37,6 +39,19 @@ def populate(make_user, count: int) -> None:
             object="instagram",
             payload=comment_payload(SECRET_TEXT, account_id=token.account_id, username="jane.secret"),
         )
+        now = timezone.now()
+        ContactWindow.objects.create(token=token, contact_id=f"555{index:06d}", last_inbound_at=now)
+        ContactWindow.objects.create(token=token, contact_id=f"556{index:06d}", last_inbound_at=now - timedelta(days=2))
+        PrivateReply.objects.create(
+            token=token, comment_id=f"179{index:06d}", contact_id=f"555{index:06d}", status="sent", sent_at=now
+        )
+        PrivateReply.objects.create(
+            token=token,
+            comment_id=f"178{index:06d}",
+            execution_id=index,
+            node_id="a",
+            created_at=now - timedelta(hours=1),
+        )
 
 
 def queries(client: Client, path: str) -> tuple[int, str]:
@@ -53,6 +68,12 @@ def queries(client: Client, path: str) -> tuple[int, str]:
         "/admin/tokens/apitoken/?problem=yes",
         "/admin/tokens/metawebhookdelivery/",
         "/admin/tokens/metawebhookdelivery/?processed_at__isnull=True",
+        "/admin/tokens/contactwindow/",
+        "/admin/tokens/contactwindow/?window=open&token__provider=instagram",
+        "/admin/tokens/contactwindow/?q=555000001",
+        "/admin/tokens/privatereply/",
+        "/admin/tokens/privatereply/?stuck=yes&status=sending",
+        "/admin/tokens/privatereply/?q=179000001",
     ],
 )
 def test_changelists_run_a_constant_number_of_queries_and_show_no_secrets(staff, make_user, path):
@@ -88,3 +109,46 @@ def test_reprocess_action_requeues_unprocessed_deliveries(staff, make_user):
     assert response.status_code == 200
     delivery.refresh_from_db()
     assert (delivery.attempts, delivery.last_error) == (0, "")
+
+
+def test_contact_windows_are_read_only_and_say_whether_the_window_is_open(staff, make_user):
+    populate(make_user, 1)
+    open_window, closed = ContactWindow.objects.order_by("-last_inbound_at")
+    page = staff.get("/admin/tokens/contactwindow/?window=open").content.decode()
+    assert open_window.contact_id in page
+    assert closed.contact_id not in page
+    assert f"Instagram {open_window.token.account_id}" in page
+    found = staff.get(f"/admin/tokens/contactwindow/?q={closed.contact_id}").content.decode()
+    assert closed.contact_id in found
+    assert open_window.contact_id not in found
+    change = staff.get(f"/admin/tokens/contactwindow/{open_window.pk}/change/")
+    assert change.status_code == 200
+    assert "secret-token-value" not in change.content.decode()
+    assert 'name="_save"' not in change.content.decode()
+    assert staff.get("/admin/tokens/contactwindow/add/").status_code == 403
+    assert staff.post(f"/admin/tokens/contactwindow/{open_window.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert ContactWindow.objects.count() == 2
+
+
+def test_only_stuck_private_reply_claims_can_be_released(staff, make_user):
+    populate(make_user, 1)
+    sent = PrivateReply.objects.get(status="sent")
+    stuck = PrivateReply.objects.get(status="sending")
+    recent = PrivateReply.objects.create(token=stuck.token, comment_id="1770000001", execution_id=9, node_id="a")
+
+    assert staff.get("/admin/tokens/privatereply/add/").status_code == 403
+    for reply in (sent, recent):  # a sent reply stops a second one; a recent claim may be mid-call
+        assert staff.post(f"/admin/tokens/privatereply/{reply.pk}/delete/", {"post": "yes"}).status_code == 403
+    changelist = staff.get("/admin/tokens/privatereply/").content.decode()
+    assert "delete_selected" not in changelist
+    assert staff.get(f"/admin/tokens/privatereply/?q={sent.comment_id}").content.decode().count(sent.comment_id)
+    assert staff.get(f"/admin/tokens/privatereply/{stuck.pk}/delete/").status_code == 200
+
+    response = staff.post(
+        "/admin/tokens/privatereply/",
+        {"action": "release", "_selected_action": [sent.pk, stuck.pk, recent.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "1 stuck claims released" in response.content.decode()
+    assert set(PrivateReply.objects.values_list("pk", flat=True)) == {sent.pk, recent.pk}

@@ -225,8 +225,11 @@ def test_messages_open_the_window_echoes_do_not_trigger(client, user):
 
 
 def test_processing_queries_do_not_grow_with_the_number_of_events(client, user):
+    from executions import runner
+
     connect(user)
     make_flow(user, {"type": "instagram.comment", "config": {"keywords": ["nomatch"]}}, [REPLY])
+    runner.disabled_node_types()  # the switched-off types, read once per process every few seconds
 
     def queries_for(n: int) -> int:
         payload = comment_payload("price")
@@ -263,3 +266,46 @@ def test_pending_deliveries_are_processed_in_order_and_a_failing_one_is_set_asid
 
     services.process_pending_deliveries(30)  # the sweeper's next nudge: the last attempt
     assert not MetaWebhookDelivery.objects.pending().exists()  # given up, visible in the admin
+
+
+@pytest.mark.parametrize(
+    ("trigger_type", "payload"),
+    [
+        ("instagram.comment", lambda: comment_payload("price")),
+        ("instagram.message", lambda: message_payload("hello")),
+        (
+            "instagram.story_mention",
+            lambda: message_payload(None, attachments=[{"type": "story_mention", "payload": {"url": "https://x"}}]),
+        ),
+        ("messenger.message", lambda: message_payload("hello", account_id=PAGE_ID, meta_object="page")),
+    ],
+)
+def test_a_trigger_type_staff_switched_off_starts_nothing(client, user, monkeypatch, caplog, trigger_type, payload):
+    from executions import runner
+    from flows.models import NodeType
+
+    token = connect(user)
+    connect(user, provider="facebook", account_id=PAGE_ID, raw_token="EAAG-page-token-0123456789")
+    for _ in range(2):
+        make_flow(user, {"type": trigger_type, "config": {}}, [])
+    other = "instagram.message" if trigger_type == "instagram.comment" else "instagram.comment"
+    still_on = make_flow(user, {"type": other, "config": {}}, [])
+    NodeType.objects.filter(type=trigger_type).update(enabled=False)
+    monkeypatch.setattr(runner, "_disabled_cache", (0.0, frozenset()))  # forget the cached list now
+
+    event = payload()
+    event["entry"] = event["entry"] * 3  # three events of the switched-off type in one delivery
+    delivery = receive(client, event)
+    with caplog.at_level(logging.INFO, logger="tokens"):
+        assert services.process_delivery(delivery.pk) == 0
+
+    assert not FlowExecution.objects.exists()
+    [line] = [r.getMessage() for r in caplog.records if "switched off" in r.getMessage()]  # once per delivery
+    assert line == f"meta delivery {delivery.pk}: 3 {trigger_type} event(s) ignored, trigger type switched off"
+    if trigger_type != "instagram.comment":  # the person did write: the 24 h window still opens
+        assert ContactWindow.objects.exists()
+    # Other trigger types keep working.
+    other_payload = comment_payload("price") if other == "instagram.comment" else message_payload("hi")
+    assert services.process_delivery(receive(client, other_payload).pk) == 1
+    assert FlowExecution.objects.get().flow_id == still_on.pk
+    assert token.account_id == IG_ACCOUNT
