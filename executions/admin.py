@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from executions.models import FlowExecution
-from flows.drawing import STATUS_STROKE, render_svg
+from flows.drawing import STATUS_STROKE, format_ms, render_svg
 
 LOG_PREVIEW_CHARS = 300
 
@@ -32,7 +32,7 @@ class FlowExecutionAdmin(admin.ModelAdmin):
     actions = ["cancel_executions"]
     fieldsets = [
         (None, {"fields": ["flow", "user", "status", "error", "trigger_type", "dedup_key"]}),
-        ("Path taken", {"fields": ["picture", "steps"]}),
+        ("Path taken", {"fields": ["graph_version", "picture", "steps"]}),
         ("Timing", {"fields": ["started_at", "completed_at", "duration", "run_seconds", "resume_at", "recoveries"]}),
         ("Trigger data", {"fields": ["trigger_data_pretty"]}),
     ]
@@ -43,6 +43,7 @@ class FlowExecutionAdmin(admin.ModelAdmin):
         "error",
         "trigger_type",
         "dedup_key",
+        "graph_version",
         "picture",
         "steps",
         "started_at",
@@ -59,6 +60,9 @@ class FlowExecutionAdmin(admin.ModelAdmin):
         if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
             # The change list never needs the (possibly large) JSON documents.
             queryset = queryset.defer("trigger_data", "execution_log", "state")
+        else:
+            # The page draws the run's graph (its version) and compares it with the flow's.
+            queryset = queryset.select_related("flow", "flow_version")
         return queryset.defer("flow__webhook_secret")
 
     def has_add_permission(self, request) -> bool:
@@ -70,11 +74,24 @@ class FlowExecutionAdmin(admin.ModelAdmin):
     @admin.display(description="Duration")
     def duration(self, execution: FlowExecution) -> str:
         seconds = execution.duration_seconds
-        return "—" if seconds is None else f"{seconds:.2f} s"
+        if seconds is None:
+            return "—"
+        return format_ms(seconds * 1000) if seconds < 1 else f"{seconds:.2f} s"
+
+    @admin.display(description="Graph")
+    def graph_version(self, execution: FlowExecution) -> str:
+        version = execution.flow_version
+        if version is None:
+            return "The flow's current graph (the run started before flow versions were kept)."
+        if version.flow_data == execution.flow.flow_data:
+            return f"Version {version.digest[:12]}, the flow's current graph."
+        return f"Version {version.digest[:12]}, as the run started: the flow has been edited since."
 
     @admin.display(description="Picture")
     def picture(self, execution: FlowExecution) -> str:
-        picture = mark_safe(render_svg(execution.flow.flow_data, execution.execution_log))  # noqa: S308 (escaped)
+        version = execution.flow_version
+        graph = execution.flow.flow_data if version is None else version.flow_data
+        picture = mark_safe(render_svg(graph, execution.execution_log))  # noqa: S308 (render_svg escapes)
         return format_html('<div class="inflow-wide">{}</div>', picture)
 
     @admin.display(description="Steps")
@@ -91,7 +108,7 @@ class FlowExecutionAdmin(admin.ModelAdmin):
                 str(entry.get("started_at") or ""),
                 # The engine writes ISO 8601 in UTC: to the second is what a reader needs.
                 str(entry.get("started_at") or "")[:19].replace("T", " "),
-                "" if entry.get("duration_ms") is None else f"{entry['duration_ms']:.1f} ms",
+                format_ms(entry.get("duration_ms")),
                 entry.get("error") or entry.get("decision") or "",
                 _preview(entry.get("output")),
             )

@@ -233,7 +233,7 @@ class Engine:
             "Interrupted: the worker stopped while this step was calling out. The call may or may not "
             "have gone through, so it is not repeated (no duplicate messages)."
         )
-        node = self.nodes.get(node_id, {"id": node_id, "type": None})  # the flow may have been edited since
+        node = self.nodes.get(node_id, {"id": node_id, "type": None})  # missing only in a run from before versions
         entry = self._entry(node, attempt, "failed", now, now, error=error)
         entry["decision"] = "not repeated: the step has side effects"
         signal = journal.record(entry, state, replace_last=True)
@@ -280,8 +280,8 @@ class Engine:
     def _step(self, state: dict, journal: Journal, node_id: str, time_left: float) -> Outcome | None:
         node = self.nodes.get(node_id)
         if node is None:
-            # The run resumes on the flow's current graph, and someone removed the node
-            # while the run waited (a delay, a retry) or was being recovered.
+            # Only a run from before flow versions: it resumes on the flow's current graph,
+            # and someone removed the node while the run waited or was being recovered.
             return Outcome("failed", f'Node "{node_id}" is no longer in the flow: it was edited during the run.')
         spec = self.specs.get(node["type"])
         attempt = state["attempts"].get(node_id, 1)
@@ -314,6 +314,10 @@ class Engine:
             outcome = self._signal_outcome(journal.record(intent, state))
             if outcome is not None:
                 state["in_flight"] = None
+                if outcome.status == "cancelled":  # asked to stop as the intent was saved: no call made
+                    entry = self._entry(node, attempt, "cancelled", started_at, _iso(self.clock()))
+                    entry["decision"] = "not called: the run was cancelled"
+                    journal.record(entry, state, replace_last=True)
                 return outcome
             replace_last = True
 

@@ -34,6 +34,19 @@ class FlowExecution(models.Model):
     FINISHED_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
 
     flow = models.ForeignKey("flows.Flow", on_delete=models.CASCADE, related_name="executions", db_index=False)
+    # The graph this run executes, fixed when it is created: editing the flow never changes
+    # a run under way. NULL for runs created before versions existed (they run the flow's
+    # current graph). Versions go with their flow, as its runs do; the retention cleanup
+    # deletes only versions no run refers to.
+    flow_version = models.ForeignKey(
+        "flows.FlowVersion",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="executions",
+        db_index=False,
+    )
     # Denormalised from the flow so "my executions" is one indexed range scan.
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -65,6 +78,8 @@ class FlowExecution(models.Model):
         indexes = [
             models.Index("flow", F("started_at").desc(), name="flow_executions_flow_started"),
             models.Index("user", F("started_at").desc(), name="flow_executions_user_started"),
+            # "Does any run still use this version?" (the retention cleanup, a flow's deletion).
+            models.Index(fields=["flow_version"], name="flow_executions_version"),
             # The sweeper's three questions, each answered from a small partial index.
             models.Index(fields=["heartbeat_at"], condition=Q(status="running"), name="flow_executions_running"),
             models.Index(fields=["resume_at"], condition=Q(status="waiting"), name="flow_executions_waiting"),
@@ -111,28 +126,55 @@ class FlowExecution(models.Model):
         return changed == 1
 
 
+# When an entry is closed by SQL rather than by the engine (engine.py writes the same format).
+NOW_ISO_SQL = """to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+
+def close_open_step_sql(ended: str, error: str) -> str:
+    """SQL for the log of a run that ends now as `ended` with `error` (SQL expressions).
+
+    A last step still open (the `running` intent of a call, a `waiting` delay) is closed with
+    the run, so a finished run's log never shows a step running for ever.
+    """
+    return f"""CASE WHEN execution_log -> -1 ->> 'status' IN ('running', 'waiting') THEN jsonb_set(
+        execution_log, '{{-1}}', execution_log -> -1
+            || jsonb_build_object('status', ({ended})::text, 'finished_at', {NOW_ISO_SQL}, 'error', ({error})::text)
+            || CASE WHEN execution_log -> -1 ->> 'status' = 'running' THEN jsonb_build_object('decision',
+                'not repeated: the run ended during the call, which may or may not have gone through')
+               ELSE '{{}}'::jsonb END)
+    ELSE execution_log END"""
+
+
 # SET expressions read the row as it was before the update.
-CANCEL_SQL = """
+CANCEL_SQL = f"""
 UPDATE flow_executions SET
     cancel_requested = (status = 'running'),
     status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,
     completed_at = CASE WHEN status = 'running' THEN completed_at ELSE now() END,
     error = CASE WHEN status = 'running' THEN error ELSE 'Cancelled on request.' END,
     lease = CASE WHEN status = 'running' THEN lease ELSE NULL END,
-    resume_at = CASE WHEN status = 'running' THEN resume_at ELSE NULL END
+    resume_at = CASE WHEN status = 'running' THEN resume_at ELSE NULL END,
+    execution_log = CASE WHEN status = 'running' THEN execution_log
+        ELSE {close_open_step_sql("'cancelled'", "'Cancelled on request.'")} END
 WHERE id = %s AND status IN ('pending', 'running', 'waiting')
-"""
+"""  # noqa: S608 (fixed SQL fragments)
 
+# The graph is the run's version; runs from before versions existed read the flow's current
+# one (COALESCE evaluates the second subquery only for them).
 CLAIM_SQL = """
 UPDATE flow_executions AS e
 SET status = 'running', lease = %(lease)s, heartbeat_at = now(), resume_at = NULL
-FROM flows AS f
-WHERE e.id = %(id)s AND f.id = e.flow_id AND NOT e.cancel_requested AND (
+WHERE e.id = %(id)s AND NOT e.cancel_requested AND (
     e.status = 'pending'
     OR (e.status = 'waiting' AND e.resume_at <= now())
     OR (e.status = 'running' AND e.heartbeat_at < now() - make_interval(secs => %(stale)s))
 )
-RETURNING e.id, e.flow_id, e.user_id, e.trigger_data, e.state, f.flow_data, jsonb_array_length(e.execution_log)
+RETURNING e.id, e.flow_id, e.user_id, e.trigger_data, e.state,
+    COALESCE(
+        (SELECT v.flow_data FROM flow_versions AS v WHERE v.id = e.flow_version_id),
+        (SELECT f.flow_data FROM flows AS f WHERE f.id = e.flow_id)
+    ),
+    jsonb_array_length(e.execution_log)
 """
 
 

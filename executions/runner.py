@@ -22,7 +22,7 @@ from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from executions.engine import Engine, Limits, Outcome, Signal
-from executions.models import claim
+from executions.models import claim, close_open_step_sql
 from flows.graph import trigger_node
 from flows.models import NodeType
 
@@ -46,21 +46,26 @@ WHERE id = %s AND lease = %s AND jsonb_array_length(execution_log) = %s AND exec
 """
 # A cancel that arrives after the last step was saved must not be lost when the run parks:
 # a run about to wait is cancelled instead (SET expressions read the row as it was).
-FINISH_SQL = """
+_FINAL_STATUS = "CASE WHEN cancel_requested AND %(parks)s::boolean THEN 'cancelled' ELSE %(status)s END"
+_FINAL_ERROR = "CASE WHEN cancel_requested AND %(parks)s::boolean THEN 'Cancelled on request.' ELSE %(error)s END"
+FINISH_SQL = f"""
 UPDATE flow_executions SET
-    status = CASE WHEN cancel_requested AND %(parks)s::boolean THEN 'cancelled' ELSE %(status)s END,
-    error = CASE WHEN cancel_requested AND %(parks)s::boolean THEN 'Cancelled on request.' ELSE %(error)s END,
+    status = {_FINAL_STATUS},
+    error = {_FINAL_ERROR},
     completed_at = CASE WHEN cancel_requested AND %(parks)s::boolean THEN now() ELSE %(completed_at)s::timestamptz END,
     resume_at = CASE WHEN cancel_requested THEN NULL ELSE %(resume_at)s::timestamptz END,
     enqueued_at = CASE WHEN cancel_requested THEN NULL ELSE %(resume_at)s::timestamptz END,
     state = %(state)s::jsonb, run_seconds = %(run_seconds)s, lease = NULL, cancel_requested = false,
-    execution_log = CASE %(log_mode)s
-        WHEN 'append' THEN execution_log || jsonb_build_array(%(entry)s::jsonb)
-        WHEN 'replace' THEN jsonb_set(execution_log, '{-1}', %(entry)s::jsonb)
+    execution_log = CASE
+        WHEN %(log_mode)s = 'append' THEN execution_log || jsonb_build_array(%(entry)s::jsonb)
+        WHEN %(log_mode)s = 'replace' THEN jsonb_set(execution_log, '{{-1}}', %(entry)s::jsonb)
+        -- Ended without a last entry of its own (cancelled at a step boundary, an internal
+        -- error): a step it left open is closed with it.
+        WHEN {_FINAL_STATUS} IN ('failed', 'cancelled') THEN {close_open_step_sql(_FINAL_STATUS, _FINAL_ERROR)}
         ELSE execution_log END
 WHERE id = %(id)s AND lease = %(lease)s
 RETURNING status
-"""
+"""  # noqa: S608 (fixed SQL fragments)
 
 
 def _dumps(value: object) -> str:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from core.queue import publish
 from executions import runner
-from executions.models import FlowExecution
+from executions.models import FlowExecution, close_open_step_sql
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +45,21 @@ def schedule_resume(execution_id: int, resume_at: datetime) -> None:
         publish(run_execution, (execution_id,), countdown=max(delay, 0), backstop=SWEPT)
 
 
-RECOVER_STALE_SQL = """
+_RECOVERED_STATUS = (
+    "CASE WHEN cancel_requested THEN 'cancelled' WHEN recoveries >= %(max)s THEN 'failed' ELSE 'pending' END"
+)
+_RECOVERED_ERROR = (
+    "CASE WHEN cancel_requested THEN 'Cancelled on request.' WHEN recoveries >= %(max)s THEN %(gave_up)s ELSE error END"
+)
+# A run that ends here may leave its last step open (the `running` intent of a call its
+# worker died in): that step is closed with the run.
+RECOVER_STALE_SQL = f"""
 UPDATE flow_executions SET
-    status = CASE WHEN cancel_requested THEN 'cancelled' WHEN recoveries >= %(max)s THEN 'failed' ELSE 'pending' END,
+    status = {_RECOVERED_STATUS},
     completed_at = CASE WHEN cancel_requested OR recoveries >= %(max)s THEN now() ELSE NULL END,
-    error = CASE
-        WHEN cancel_requested THEN 'Cancelled on request.'
-        WHEN recoveries >= %(max)s THEN %(gave_up)s
-        ELSE error END,
+    error = {_RECOVERED_ERROR},
+    execution_log = CASE WHEN cancel_requested OR recoveries >= %(max)s
+        THEN {close_open_step_sql(_RECOVERED_STATUS, _RECOVERED_ERROR)} ELSE execution_log END,
     lease = NULL, enqueued_at = now(), recoveries = recoveries + 1
 WHERE id IN (
     SELECT id FROM flow_executions
@@ -60,7 +67,7 @@ WHERE id IN (
     ORDER BY heartbeat_at LIMIT %(batch)s FOR UPDATE SKIP LOCKED
 ) AND status = 'running'
 RETURNING id, status
-"""
+"""  # noqa: S608 (fixed SQL fragments)
 REQUEUE_SQL = """
 UPDATE flow_executions SET enqueued_at = now()
 WHERE id IN (
@@ -107,9 +114,26 @@ def sweep_executions() -> dict:
     return {"recovered": len(recovered), "requeued": len(requeued)}
 
 
+# Versions (flows/models.py) no run refers to that are not their flow's current graph: an
+# edited flow's old graphs, once their runs are gone. The current graph is compared as jsonb
+# (key order does not matter). Locked rows are skipped: a run being created holds its
+# version's row (FOR KEY SHARE), so a version is never deleted under a new run.
+PURGE_VERSIONS_SQL = """
+DELETE FROM flow_versions WHERE id IN (
+    SELECT v.id FROM flow_versions AS v JOIN flows AS f ON f.id = v.flow_id
+    WHERE NOT EXISTS (SELECT 1 FROM flow_executions AS e WHERE e.flow_version_id = v.id)
+        AND v.flow_data <> f.flow_data
+    LIMIT %s FOR UPDATE OF v SKIP LOCKED
+)
+"""
+
+
 @shared_task
 def purge_old_executions(batch_size: int = 1000) -> int:
-    """Delete finished runs older than EXECUTION_RETENTION_DAYS, in batches; never active ones."""
+    """Delete finished runs older than EXECUTION_RETENTION_DAYS, in batches; never active ones.
+
+    Then the flow versions that only those runs used (purge_unused_versions).
+    """
     cutoff = timezone.now() - timedelta(days=settings.EXECUTION_RETENTION_DAYS)
     deleted_total = 0
     while True:
@@ -120,6 +144,25 @@ def purge_old_executions(batch_size: int = 1000) -> int:
         deleted_total += deleted
     if deleted_total:
         logger.info("retention: deleted %d executions finished before %s", deleted_total, cutoff.date())
+    purge_unused_versions(batch_size)
+    return deleted_total
+
+
+def purge_unused_versions(batch_size: int = 1000) -> int:
+    """Delete flow versions no run refers to that are not their flow's current graph.
+
+    One statement per batch (each its own transaction); a short batch means nothing is left.
+    """
+    deleted_total = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(PURGE_VERSIONS_SQL, [batch_size])
+            deleted = cursor.rowcount
+        deleted_total += deleted
+        if deleted < batch_size:
+            break
+    if deleted_total:
+        logger.info("retention: deleted %d flow versions no run uses", deleted_total)
     return deleted_total
 
 

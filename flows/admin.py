@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import display_for_value
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.timesince import timesince
 
 from executions.schedules import remove_schedules, sync_schedule
 from executions.services import start_execution
@@ -90,10 +92,17 @@ class FlowAdmin(admin.ModelAdmin):
         if not runs:
             return "No runs yet."
         rows = (
-            (reverse("admin:executions_flowexecution_change", args=[run.pk]), run.pk, run.status, run.started_at)
+            (
+                reverse("admin:executions_flowexecution_change", args=[run.pk]),
+                run.pk,
+                run.status,
+                # As the admin shows every other date (localized, in the current time zone).
+                display_for_value(run.started_at, "—"),
+                timesince(run.started_at, depth=1),
+            )
             for run in runs
         )
-        return format_html("<ul>{}</ul>", format_html_join("", '<li><a href="{}">#{}</a> {} at {}</li>', rows))
+        return format_html("<ul>{}</ul>", format_html_join("", '<li><a href="{}">#{}</a> {} at {} ({} ago)</li>', rows))
 
     @transaction.atomic
     def save_model(self, request: HttpRequest, obj: Flow, form, change: bool) -> None:

@@ -37,6 +37,15 @@ class StepSummary:
     error: str | None
 
 
+def format_ms(duration_ms: float | None) -> str:
+    """A step's duration for people: "<0.1 ms", "0.4 ms", "12.0 ms", "812 ms" ("" if unknown)."""
+    if duration_ms is None:
+        return ""
+    if duration_ms < 0.1:
+        return "<0.1 ms"
+    return f"{duration_ms:.1f} ms" if duration_ms < 100 else f"{duration_ms:.0f} ms"
+
+
 def summarize_steps(execution_log: list[dict]) -> dict[str, StepSummary]:
     """The last attempt of each node, with how many attempts it took."""
     summary: dict[str, StepSummary] = {}
@@ -200,7 +209,7 @@ def render_svg(flow_data: object, execution_log: list[dict] | None = None) -> st
         if step:
             badge = f"{step.status}"
             if step.duration_ms is not None:
-                badge += f" · {step.duration_ms:.0f} ms"
+                badge += f" · {format_ms(step.duration_ms)}"
             if step.attempts > 1:
                 badge += f" · {step.attempts} tries"
             parts.append(

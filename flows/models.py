@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
-from django.db import models
+from django.db import connection, models
 from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
@@ -119,3 +121,73 @@ class Flow(models.Model):
 
     def uses_trigger(self, node_type: str) -> bool:
         return self.trigger_type == node_type and node_type in catalog.TRIGGER_TYPES
+
+
+def canonical_json(flow_data: object) -> str:
+    """The graph as one exact text: equal graphs give equal texts whatever their key order."""
+    return json.dumps(flow_data, sort_keys=True, separators=(",", ":"))
+
+
+def graph_digest(flow_data: object) -> str:
+    return hashlib.sha256(canonical_json(flow_data).encode()).hexdigest()
+
+
+VERSION_INSERT_SQL = """
+INSERT INTO flow_versions (flow_id, digest, flow_data, created_at) VALUES (%s, %s, %s::jsonb, now())
+ON CONFLICT (flow_id, digest) DO NOTHING RETURNING id
+"""
+# FOR KEY SHARE is the lock the run's foreign key takes anyway; holding it from here on keeps
+# the retention cleanup (FOR UPDATE SKIP LOCKED) off the row until the run is committed.
+VERSION_SELECT_SQL = "SELECT id FROM flow_versions WHERE flow_id = %s AND digest = %s FOR KEY SHARE"
+
+
+class FlowVersionQuerySet(models.QuerySet["FlowVersion"]):
+    def id_for(self, flow_id: int, flow_data: object) -> int:
+        """The id of the version of this flow holding `flow_data`, created if it is new.
+
+        One statement when the graph is new, two when it is known. A single statement cannot
+        do both: a CTE's SELECT does not see a row a concurrent INSERT committed meanwhile.
+        """
+        text = canonical_json(flow_data)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        with connection.cursor() as cursor:
+            for _ in range(3):
+                cursor.execute(VERSION_INSERT_SQL, [flow_id, digest, text])
+                row = cursor.fetchone()
+                if row is None:
+                    cursor.execute(VERSION_SELECT_SQL, [flow_id, digest])
+                    row = cursor.fetchone()
+                if row is not None:
+                    return row[0]
+                # Deleted between the two statements (an old graph the cleanup removed): again.
+        raise RuntimeError(f"flow {flow_id}: could not store the version {digest}")
+
+
+class FlowVersion(models.Model):
+    """A graph as a flow had it when a run started: runs execute their version, never the
+    flow's current graph, so editing a flow does not change the runs already under way.
+
+    Content-addressed: one row per distinct graph of a flow (the sha256 of its canonical
+    JSON), written by the first run that uses it, so no way of editing a flow (API, admin,
+    an ORM update) has to remember to make one. Rows never change. They go with their flow;
+    the hourly retention task deletes the ones no run refers to and that are not the flow's
+    current graph (executions/tasks.py).
+    """
+
+    flow = models.ForeignKey(Flow, on_delete=models.CASCADE, related_name="versions", db_index=False)
+    digest = models.CharField(max_length=64)
+    flow_data = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = FlowVersionQuerySet.as_manager()
+
+    class Meta:
+        db_table = "flow_versions"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Also the index for the flow's versions (hence no index of its own on flow).
+            models.UniqueConstraint(fields=["flow", "digest"], name="flow_versions_flow_digest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Version {self.digest[:12]} of flow {self.flow_id}"

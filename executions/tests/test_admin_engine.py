@@ -96,8 +96,30 @@ def test_the_execution_page_shows_the_path_taken(staff, user):
     assert 'data-node-id="yes" data-status="failed"' in page
     assert 'data-node-id="no" data-status=""' in page  # the branch not taken
     assert "12.0 ms" in page
+    assert "0.4 ms" in page
     assert "<script>alert(1)</script>" not in page
     assert "HTTP 503 &lt;script&gt;" in page
+
+
+def test_the_flow_page_lists_recent_runs_with_readable_dates(staff, user):
+    from datetime import UTC, datetime
+
+    flow = Flow.objects.create(user=user, name="f", flow_data=GRAPH)
+    run = FlowExecution.objects.create(
+        flow=flow, user=user, status="succeeded", started_at=datetime(2026, 12, 1, 18, 1, 20, 152391, tzinfo=UTC)
+    )
+    page = staff.get(f"/admin/flows/flow/{flow.pk}/change/").content.decode()
+    assert f"#{run.pk}</a> succeeded at Dec. 1, 2026, 6:01 p.m. (" in page
+    assert "18:01:20.152391" not in page
+
+
+def test_steps_shorter_than_the_display_unit_do_not_show_as_zero(staff, user):
+    flow = Flow.objects.create(user=user, name="f", flow_data=GRAPH)
+    step = {"node_id": "c", "type": "logic.condition", "status": "succeeded", "attempt": 1, "port": "true"}
+    execution = FlowExecution.objects.create(flow=flow, user=user, execution_log=[{**step, "duration_ms": 0.012}])
+    page = staff.get(f"/admin/executions/flowexecution/{execution.pk}/change/").content.decode()
+    assert page.count("&lt;0.1 ms") == 2  # in the steps table and on the picture's badge
+    assert "0.0 ms" not in page
 
 
 def test_the_flow_page_draws_the_graph_and_lists_problems(staff, user):

@@ -248,6 +248,21 @@ def test_an_interrupted_side_effect_is_not_repeated():
     assert len(journal.log) == 1
 
 
+def test_a_cancel_read_back_with_the_intent_closes_the_step_uncalled():
+    calls: list[int] = []
+    flow = graph([("t", "trigger.manual", {}), ("f", "test.flaky", {})], [("t", "f")])
+    engine = make_engine(flow, specs={"test.flaky": flaky_spec([], calls)})
+    journal = MemoryJournal(cancel_after=1)  # the write of the intent returns the cancel
+
+    outcome = engine.run(start(engine), journal)
+
+    assert outcome.status == "cancelled"
+    assert calls == []
+    assert ran(journal) == [("f", "cancelled")]
+    assert journal.log[0]["finished_at"] is not None
+    assert journal.log[0]["decision"] == "not called: the run was cancelled"
+
+
 def test_cancel_stops_at_the_next_step_boundary():
     engine = make_engine(CONDITION_FLOW)
     journal = MemoryJournal(cancel_after=1)

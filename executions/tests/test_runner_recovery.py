@@ -6,7 +6,7 @@ broker. The worker-process versions of the happy paths are in test_worker_execut
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -158,3 +158,89 @@ def test_a_run_whose_worker_keeps_dying_is_failed_not_resumed_forever(user, sett
     assert execution.error == f"Stopped: its worker died {MAX_RECOVERIES + 1} times while running it."
     assert execution.completed_at is not None
     assert again.status == "pending"
+
+
+def intent(node_id: str = "h") -> dict:
+    """The entry a side-effecting step writes before its call."""
+    started = (timezone.now() - timedelta(minutes=6)).isoformat().replace("+00:00", "Z")
+    return {
+        "node_id": node_id,
+        "type": "http.request",
+        "status": "running",
+        "attempt": 1,
+        "started_at": started,
+        "finished_at": None,
+        "duration_ms": None,
+        "output": None,
+        "error": None,
+    }
+
+
+def assert_closed(entry: dict, status: str, error: str) -> None:
+    assert entry["status"] == status
+    assert entry["error"] == error
+    started, finished = (
+        datetime.fromisoformat(entry[key].replace("Z", "+00:00")) for key in ("started_at", "finished_at")
+    )
+    assert started < finished <= timezone.now()
+    assert entry["decision"].startswith("not repeated: the run ended during the call")
+
+
+def test_a_run_the_sweeper_ends_leaves_no_step_running(user, settings):
+    settings.EXECUTION_HEARTBEAT_TIMEOUT = 30
+    failed, cancelled, resumed = (
+        make_run(user, [{"id": "h", "type": "http.request", "config": {"url": "https://example.com/"}}], [("t", "h")])
+        for _ in range(3)
+    )
+    dead = {"status": "running", "heartbeat_at": timezone.now() - timedelta(minutes=5), "execution_log": [intent()]}
+    FlowExecution.objects.filter(pk=failed.pk).update(**dead, recoveries=MAX_RECOVERIES)
+    FlowExecution.objects.filter(pk=cancelled.pk).update(**dead, cancel_requested=True)
+    FlowExecution.objects.filter(pk=resumed.pk).update(**dead)
+
+    assert sweep_executions()["recovered"] == 3
+
+    for execution in (failed, cancelled, resumed):
+        execution.refresh_from_db()
+    assert failed.status == "failed"
+    assert_closed(failed.execution_log[-1], "failed", failed.error)
+    assert cancelled.status == "cancelled"
+    assert_closed(cancelled.execution_log[-1], "cancelled", "Cancelled on request.")
+    # A run that is resumed keeps its intent: the engine decides on it (see test_engine.py).
+    assert resumed.status == "pending"
+    assert resumed.execution_log == [intent() | {"started_at": resumed.execution_log[0]["started_at"]}]
+
+
+def test_cancelling_a_run_closes_the_step_it_left_open(user):
+    recovered = make_run(
+        user, [{"id": "h", "type": "http.request", "config": {"url": "https://example.com/"}}], [("t", "h")]
+    )
+    FlowExecution.objects.filter(pk=recovered.pk).update(status="pending", execution_log=[intent()])
+    waiting = make_run(user, [{"id": "wait", "type": "logic.delay", "config": {"seconds": 60}}], [("t", "wait")])
+    assert runner.run(waiting.pk).status == "waiting"
+
+    assert recovered.request_cancel()
+    assert waiting.request_cancel()
+
+    recovered.refresh_from_db()
+    waiting.refresh_from_db()
+    assert_closed(recovered.execution_log[-1], "cancelled", "Cancelled on request.")
+    delay = waiting.execution_log[-1]
+    assert (delay["node_id"], delay["status"], delay["error"]) == ("wait", "cancelled", "Cancelled on request.")
+    assert delay["finished_at"] is not None
+    assert "decision" not in delay  # nothing was called
+
+
+def test_an_internal_error_after_an_intent_closes_that_step(user, monkeypatch):
+    execution = make_run(user, [{"id": "s", "type": "logic.set", "config": {"values": {"x": 1}}}], [("t", "s")])
+
+    def broken(self, state, journal):
+        journal.record(intent("s"), state)
+        raise RuntimeError("a bug in the engine")
+
+    monkeypatch.setattr(Engine, "run", broken)
+
+    runner.run(execution.pk)
+
+    execution.refresh_from_db()
+    assert execution.status == "failed"
+    assert_closed(execution.execution_log[-1], "failed", "Internal error: RuntimeError: a bug in the engine")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import psycopg
 import pytest
+from django.db import connection
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from executions.models import FlowExecution
+from executions.schedules import remove_schedules, sync_schedule
 from executions.services import start_execution
 from executions.tasks import purge_old_executions, run_scheduled_flow
 from flows.models import Flow
@@ -68,6 +71,45 @@ def test_schedules_follow_the_flow_status(api):
     assert PeriodicTask.objects.filter(name=f"flow-{flow['id']}-schedule").exists()
     api.delete(f"/api/v1/flows/{flow['id']}/")
     assert not PeriodicTask.objects.filter(name__startswith="flow-").exists()
+
+
+def crontab_of(flow: dict) -> int:
+    return PeriodicTask.objects.get(name=f"flow-{flow['id']}-schedule").crontab_id
+
+
+def test_a_crontab_no_task_uses_any_more_is_deleted(api):
+    first = create(api, graph("trigger.schedule", {"cron": "0 9 * * *"}))
+    second = create(api, graph("trigger.schedule", {"cron": "0 9 * * *"}))
+    shared = crontab_of(first)
+    assert crontab_of(second) == shared
+    staff_task = PeriodicTask.objects.create(
+        name="staff's own", task="executions.tasks.sweep_executions", crontab=CrontabSchedule.objects.create(minute="5")
+    )
+
+    moved = graph("trigger.schedule", {"cron": "30 9 * * *"})
+    api.patch(f"/api/v1/flows/{first['id']}/", {"flow_data": moved}, format="json")
+    assert CrontabSchedule.objects.filter(pk=shared).exists()  # the second flow still uses it
+    api.patch(f"/api/v1/flows/{second['id']}/", {"status": "paused"}, format="json")
+    assert not CrontabSchedule.objects.filter(pk=shared).exists()
+    api.delete(f"/api/v1/flows/{first['id']}/")
+
+    assert list(CrontabSchedule.objects.values_list("pk", flat=True)) == [staff_task.crontab_id]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_crontab_another_flow_is_switching_to_is_kept(user):
+    flow = Flow.objects.create(
+        user=user, name="f", flow_data=graph("trigger.schedule", {"cron": "0 9 * * *"}), status="active"
+    )
+    crontab = sync_schedule(flow).crontab_id
+    params = {k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context")}
+    with psycopg.connect(**params) as other:  # a sync_schedule of another flow holds the row
+        other.execute("SELECT id FROM django_celery_beat_crontabschedule WHERE id = %s FOR UPDATE", [crontab])
+        remove_schedules([flow.pk])
+        assert CrontabSchedule.objects.filter(pk=crontab).exists()
+        other.rollback()
+    sync_schedule(flow)  # the flow takes the row it left again rather than a duplicate
+    assert list(CrontabSchedule.objects.values_list("pk", flat=True)) == [crontab]
 
 
 def test_a_scheduled_tick_starts_one_run_per_minute(api):

@@ -95,6 +95,34 @@ def test_a_short_delay_shows_waiting_and_resumes(worker, api, user):
     assert done.execution_log[1]["duration_ms"] >= 1900
 
 
+def test_a_flow_edited_while_a_run_waits_does_not_change_that_run(worker, api, user):
+    nodes = [
+        {"id": "wait", "type": "logic.delay", "config": {"seconds": 3}},
+        {"id": "after", "type": "logic.set", "config": {"values": {"b": "old"}}},
+        {"id": "last", "type": "logic.set", "config": {"values": {"c": 3}}},
+    ]
+    flow = make_flow(user, nodes, [("t", "wait"), ("wait", "after"), ("after", "last")])
+    execution_id = run(api, flow)
+    wait_status(execution_id, "waiting", timeout=15)
+
+    # While it waits: the node after the delay means something else, the last one is gone.
+    edited = {
+        "nodes": [flow.flow_data["nodes"][0], nodes[0], {**nodes[1], "config": {"values": {"b": "new"}}}],
+        "edges": flow.flow_data["edges"][:2],
+    }
+    assert api.patch(f"/api/v1/flows/{flow.pk}/", {"flow_data": edited}, format="json").status_code == 200
+
+    done = wait_status(execution_id, "succeeded", "failed", timeout=30)
+    assert done.status == "succeeded", done.error
+    assert succeeded_nodes(done) == Counter({"wait": 1, "after": 1, "last": 1})
+    assert done.execution_log[1]["output"] == {"b": "old"}
+    # The next run follows the edit.
+    again = wait_status(run(api, flow), "succeeded", "failed", timeout=30)
+    assert succeeded_nodes(again) == Counter({"wait": 1, "after": 1})
+    assert again.execution_log[1]["output"] == {"b": "new"}
+    assert again.flow_version_id != done.flow_version_id
+
+
 def test_transient_http_failures_are_retried_with_backoff(worker, api, user):
     answers = iter([Reply(503), Reply(503), Reply(200, {"ok": True})])
     with FakeHTTPServer(lambda request: next(answers)) as server:
