@@ -26,6 +26,7 @@ EXPORT_SCHEMA = {
         "connected_accounts",
         "knowledge_documents",
         "flows",
+        "flow_versions",
     ],
     "properties": {
         "exported_at": {"type": "string", "format": "date-time"},
@@ -38,6 +39,7 @@ EXPORT_SCHEMA = {
         "connected_accounts": _rows("Connected accounts, without access tokens.", "id", "provider", "account_id"),
         "knowledge_documents": _rows("Knowledge documents, with their text.", "id", "title", "content"),
         "flows": _rows("Flows, with their graphs.", "id", "name", "status", "flow_data"),
+        "flow_versions": _rows("Every graph a run of the flows executed.", "id", "flow_id", "flow_data", "created_at"),
     },
 }
 

@@ -10,12 +10,14 @@ from collections.abc import Callable, Iterator
 
 from django.db import connection
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
-from executions.models import FlowExecution
+from executions.models import FlowExecution, close_open_step_sql
 
 REDACTED = "[erased]"
+ERASING = "Cancelled: the contact is being erased."
 
 
 def on_deletion_request(user) -> dict[str, int]:
@@ -24,12 +26,14 @@ def on_deletion_request(user) -> dict[str, int]:
     idle = FlowExecution.objects.filter(
         user=user, status__in=[FlowExecution.Status.PENDING, FlowExecution.Status.WAITING]
     )
+    reason = "Cancelled: the account is being deleted."
     cancelled = idle.update(
         status=FlowExecution.Status.CANCELLED,
         completed_at=now,
-        error="Cancelled: the account is being deleted.",
+        error=reason,
         resume_at=None,
         lease=None,
+        execution_log=RawSQL(close_open_step_sql("'cancelled'", "%s"), [reason]),  # noqa: S611 (fixed SQL)
     )
     stopping = FlowExecution.objects.filter(user=user, status=FlowExecution.Status.RUNNING).update(
         cancel_requested=True
@@ -69,7 +73,11 @@ def erase_contact(provider: str, contact_id: str, *, batch_size: int, report: Ca
     matching = contact_executions(provider, contact_id)
     # Runs still in flight would write the contact's data again: stop them first.
     matching.filter(status__in=[FlowExecution.Status.PENDING, FlowExecution.Status.WAITING]).update(
-        status=FlowExecution.Status.CANCELLED, completed_at=timezone.now(), resume_at=None, lease=None
+        status=FlowExecution.Status.CANCELLED,
+        completed_at=timezone.now(),
+        resume_at=None,
+        lease=None,
+        execution_log=RawSQL(close_open_step_sql("'cancelled'", "%s"), [ERASING]),  # noqa: S611 (fixed SQL)
     )
     matching.filter(status=FlowExecution.Status.RUNNING).update(cancel_requested=True)
     scrubbed = 0

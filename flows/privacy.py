@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from executions.schedules import remove_schedules, task_name
-from flows.models import Flow
+from flows.models import Flow, FlowVersion
 
 
 def on_deletion_request(user) -> dict[str, int]:
@@ -21,7 +20,7 @@ def on_deletion_request(user) -> dict[str, int]:
 def purge_user(user_id: int, *, batch_size: int, report: Callable[[str], None]) -> dict[str, int]:
     flow_ids = list(Flow.objects.filter(user_id=user_id).values_list("id", flat=True))
     names = [task_name(flow_id) for flow_id in flow_ids]
-    schedules, _ = PeriodicTask.objects.filter(name__in=names).delete()
+    schedules = remove_schedules(flow_ids)  # their crontabs too, when no other task uses them
     # Results stored for the flows' beat entries (result_extended records the entry name).
     results, _ = TaskResult.objects.filter(periodic_task_name__in=names).delete()
     # Executions are purged before flows, so the cascade has nothing left to collect.
@@ -46,4 +45,9 @@ def export_user(user) -> dict[str, Iterator[dict]]:
                 "updated_at": flow.updated_at,
             }
 
-    return {"flows": flows()}
+    def versions() -> Iterator[dict]:
+        """The graphs runs executed: earlier versions of the flows among them."""
+        rows = FlowVersion.objects.filter(flow__user=user).order_by("id")
+        yield from rows.values("id", "flow_id", "flow_data", "created_at").iterator(chunk_size=200)
+
+    return {"flows": flows(), "flow_versions": versions()}

@@ -23,6 +23,7 @@ from accounts.models import ApiKey, DeletionRecord, User
 from accounts.sessions import user_key
 from conftest import PASSWORD, TEST_REDIS_URL
 from executions.models import FlowExecution
+from executions.services import start_execution
 from flows.models import Flow
 from knowledge.ingestion import ingest
 from knowledge.models import Chunk
@@ -140,7 +141,10 @@ def test_a_deletion_request_disables_the_account_at_once(client_for, make_user):
 
     sync_schedule(flow)
     pending = FlowExecution.objects.create(flow=flow, user=user)
-    waiting = FlowExecution.objects.create(flow=flow, user=user, status="waiting", resume_at=timezone.now())
+    delay = {"node_id": "d", "type": "logic.delay", "status": "waiting", "finished_at": None}
+    waiting = FlowExecution.objects.create(
+        flow=flow, user=user, status="waiting", resume_at=timezone.now(), execution_log=[delay]
+    )
     running = FlowExecution.objects.create(flow=flow, user=user, status="running")
 
     response = api.post("/api/v1/privacy/deletion-request/")
@@ -161,7 +165,10 @@ def test_a_deletion_request_disables_the_account_at_once(client_for, make_user):
     assert flow.status == "paused"
     assert not PeriodicTask.objects.filter(name=f"flow-{flow.pk}-schedule").exists()
     assert FlowExecution.objects.get(pk=pending.pk).status == "cancelled"
-    assert FlowExecution.objects.get(pk=waiting.pk).status == "cancelled"
+    waiting.refresh_from_db()
+    assert waiting.status == "cancelled"
+    assert waiting.execution_log[-1]["status"] == "cancelled"  # no step left waiting on a finished run
+    assert waiting.execution_log[-1]["error"] == "Cancelled: the account is being deleted."
     assert FlowExecution.objects.get(pk=running.pk).cancel_requested is True
 
 
@@ -446,6 +453,8 @@ def test_export_returns_all_of_the_callers_data_decrypted(client_for, make_user)
     other = make_user()
     populate(user, "MYDATA", "17841400000021", "5550021")
     populate(other, "NOTMINE", "17841400000022", "5550022")
+    flow = Flow.objects.get(user=user)
+    start_execution(flow=flow, trigger_type="trigger.manual", trigger_data={})
 
     response = client_for(user).get("/api/v1/privacy/export/")
 
@@ -454,7 +463,8 @@ def test_export_returns_all_of_the_callers_data_decrypted(client_for, make_user)
     assert body["user"]["email"] == "mine@example.com"
     assert body["user"]["name"] == "Export Me"
     assert [f["name"] for f in body["flows"]] == ["MYDATA flow"]
-    assert len(body["executions"]) == 3
+    assert [v["flow_data"] for v in body["flow_versions"]] == [flow.flow_data]
+    assert len(body["executions"]) == 4
     assert body["knowledge_documents"][0]["content"].startswith("MYDATA")
     assert body["connected_accounts"][0]["account_id"] == "17841400000021"
     text = json.dumps(body)
