@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import gdpr
+from core.api import NoInputSerializer, check_no_input
 
 
 def _rows(description: str, *fields: str) -> dict:
@@ -75,7 +76,7 @@ class DeletionRequestView(APIView):
     """Ask for the account to be deleted: it is disabled now and purged after the grace period."""
 
     @extend_schema(
-        request=None,
+        request=NoInputSerializer,
         responses={
             202: inline_serializer(
                 "DeletionRequest",
@@ -84,5 +85,6 @@ class DeletionRequestView(APIView):
         },
     )
     def post(self, request: Request) -> Response:
+        check_no_input(request)
         outcome = gdpr.request_deletion(request.user)
         return Response({"status": "scheduled", "purge_after": outcome["purge_after"]}, status=status.HTTP_202_ACCEPTED)

@@ -242,6 +242,15 @@ class RejectUnknownFieldsMixin:
         return super().to_internal_value(data)
 
 
+class NoInputSerializer(RejectUnknownFieldsMixin, serializers.Serializer):
+    """The body of an action that takes no input (cancel, retry, a deletion request): none
+    at all, or `{}`. Anything in it is refused, as everywhere else, rather than ignored."""
+
+
+def check_no_input(request) -> None:
+    NoInputSerializer(data=request.data).is_valid(raise_exception=True)
+
+
 class OwnedQuerysetMixin:
     """Limit a view to the caller's own rows, so another user's object is a 404."""
 

@@ -11,7 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import Conflict, CursorPagination, OwnedQuerysetMixin, loads_strict
+from core.api import Conflict, CursorPagination, NoInputSerializer, OwnedQuerysetMixin, check_no_input, loads_strict
 from core.openapi import error
 from core.ratelimit import client_ip, over_limit
 from core.views import json_error
@@ -33,12 +33,13 @@ class ExecutionViewSet(OwnedQuerysetMixin, viewsets.ReadOnlyModelViewSet):
     lookup_value_regex = "[0-9]+"  # not \d: it matches any script's digits, and int() reads them
 
     @extend_schema(
-        request=None,
+        request=NoInputSerializer,
         responses={200: ExecutionSerializer, 409: error("The execution has already finished (or been cancelled).")},
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """Cancel a run: pending and waiting ones stop at once, running ones at the next step."""
+        check_no_input(request)
         execution = self.get_object()
         if not execution.request_cancel():
             raise Conflict(f"The execution has already {execution.status}.")

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import Conflict, OwnedQuerysetMixin
+from core.api import Conflict, NoInputSerializer, OwnedQuerysetMixin, check_no_input
 from core.openapi import error
 from core.ratelimit import ScopedRateThrottle
 from knowledge import search, services
@@ -67,7 +67,7 @@ class DocumentViewSet(OwnedQuerysetMixin, viewsets.ModelViewSet):
         services.delete_document(instance)
 
     @extend_schema(
-        request=None,
+        request=NoInputSerializer,
         responses={
             202: DocumentSerializer,
             409: error("The document is ready, or being indexed right now: there is nothing to retry."),
@@ -76,6 +76,7 @@ class DocumentViewSet(OwnedQuerysetMixin, viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str | None = None) -> Response:
         """Index a failed document again, or one stuck in queued/indexing (a lost worker)."""
+        check_no_input(request)
         document = self.get_object()
         if not services.retry_documents(Document.objects.filter(pk=document.pk)):
             raise Conflict(

@@ -123,6 +123,31 @@ def test_unknown_fields(api):
     assert body["errors"] == {"colour": ["Unknown field."]}
 
 
+def test_actions_without_input_refuse_a_body_and_change_nothing(api, user):
+    from executions.models import FlowExecution
+    from knowledge.models import Document
+
+    flow = Flow.objects.create(user=user, name="f", flow_data=GRAPH)
+    execution = FlowExecution.objects.create(flow=flow, user=user)
+    document = Document.objects.create(user=user, title="t", content="c", status="failed")
+    paths = [
+        f"/api/v1/executions/{execution.pk}/cancel/",
+        f"/api/v1/knowledge/documents/{document.pk}/retry/",
+        "/api/v1/privacy/deletion-request/",
+    ]
+    for path in paths:
+        body = assert_json_error(api.post(path, {"status": "succeeded"}, format="json"), 400)
+        assert body["errors"] == {"status": ["Unknown field."]}, path
+        assert_json_error(post_raw(api, path, "[]"), 400)
+    assert FlowExecution.objects.get(pk=execution.pk).status == "pending"
+    assert Document.objects.get(pk=document.pk).status == "failed"
+    user.refresh_from_db()
+    assert (user.is_active, user.deletion_requested_at) == (True, None)
+    # No body, or an empty object, is the way to call them.
+    assert api.post(paths[0]).status_code == 200
+    assert api.post(paths[1], {}, format="json").status_code == 202
+
+
 def test_oversized_bodies(api):
     huge = b'{"name": "x", "flow_data": {"blob": "' + b"a" * (5 * 1024 * 1024) + b'"}}'
     body = assert_json_error(post_raw(api, "/api/v1/flows/", huge), 413)
