@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,11 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_configure(config):
+    # authlib (a weaviate-client dependency) installs an "always" filter for its deprecation
+    # warnings when first imported, overriding pyproject's filterwarnings: imported inside
+    # catch_warnings(), that filter is dropped again.
+    with warnings.catch_warnings():
+        import authlib.deprecate  # noqa: F401
     logging.getLogger().addHandler(_ALL_LOGS)
     # Password hashing at production strength costs ~0.25 s a call; tests need speed only.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
