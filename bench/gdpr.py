@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import resource
+import secrets
 import sys
 import time
 import tracemalloc
@@ -24,14 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.support.stack import create_database, drop_database  # noqa: E402 (needs ROOT on sys.path)
+from bench.support.stack import create_database, drop_database, production_env  # noqa: E402 (needs ROOT on sys.path)
 
 BENCH_DB = "bench_inflow_gdpr"
+# Production settings (DEBUG off: with it on, Django records every query).
 os.environ.update(
-    {
+    production_env(database=BENCH_DB, redis_url="redis://127.0.0.1:6379/8", app_secret=secrets.token_urlsafe(32))
+    | {
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
-        "REDIS_URL": "redis://127.0.0.1:6379/8",
         "GDPR_LEDGER_PATH": "/tmp/bench-inflow-gdpr-ledger.jsonl",
         "LOG_LEVEL": "WARNING",
     }

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import secrets
 import statistics
 import sys
 import time
@@ -29,15 +30,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.support.corpus import SENTENCES  # noqa: E402 (needs ROOT on sys.path)
-from bench.support.stack import create_database, drop_database, percentile  # noqa: E402
+from bench.support.stack import create_database, drop_database, percentile, production_env  # noqa: E402
 
 BENCH_DB = "bench_inflow_knowledge"
 SERVER_URL = "postgres://postgres@127.0.0.1:5432"
+# Production settings (DEBUG off: with it on, Django records every query).
 os.environ.update(
-    {
+    production_env(database=BENCH_DB, redis_url="redis://127.0.0.1:6379/10", app_secret=secrets.token_urlsafe(32))
+    | {
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"{SERVER_URL}/{BENCH_DB}",
-        "REDIS_URL": "redis://127.0.0.1:6379/10",
         "LOG_LEVEL": "WARNING",
         "EMBEDDINGS_PROVIDER": "hashing",
         "EMBEDDINGS_DIM": "384",
