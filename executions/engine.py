@@ -79,8 +79,13 @@ class Signal(Enum):
 
 
 class Journal(Protocol):
-    def record(self, entry: dict, state: dict, *, replace_last: bool = False) -> Signal:
-        """Persist a log entry together with the state it produced."""
+    def record(self, entry: dict, state: dict, *, replace_last: bool = False, durable: bool = False) -> Signal:
+        """Persist a log entry together with the state it produced.
+
+        `durable`: the entry is the intent or the outcome of a call with side effects, and
+        must survive a crash of the database itself. Any other entry may be lost in one:
+        the run then redoes side-effect-free steps, which repeats nothing anyone can see.
+        """
 
 
 @dataclass(frozen=True)
@@ -218,7 +223,7 @@ class Engine:
                 entry = dict(waiting["entry"], status="succeeded", finished_at=_iso(self.clock()))
                 entry["duration_ms"] = round((self.clock() - _parse_iso(entry["started_at"])).total_seconds() * 1000, 3)
                 self._complete(state, node_id, NodeResult(output=entry["output"]))
-                return self._signal_outcome(journal.record(entry, state, replace_last=True))
+                return self._signal_outcome(journal.record(entry, state, replace_last=True))  # a pure wait
         in_flight = state.get("in_flight")
         if in_flight:
             return self._decide_interrupted(state, journal, in_flight)
@@ -236,7 +241,7 @@ class Engine:
         node = self.nodes.get(node_id, {"id": node_id, "type": None})  # missing only in a run from before versions
         entry = self._entry(node, attempt, "failed", now, now, error=error)
         entry["decision"] = "not repeated: the step has side effects"
-        signal = journal.record(entry, state, replace_last=True)
+        signal = journal.record(entry, state, replace_last=True, durable=True)
         return self._signal_outcome(signal) or Outcome("failed", f'Step "{node_id}" failed: {error}')
 
     def _entry(self, node: dict, attempt: int, status: str, started: str, finished: str | None, **extra: Any) -> dict:
@@ -307,17 +312,19 @@ class Engine:
             journal.record(finish("failed", error=problem), state)
             return Outcome("failed", f'Step "{node_id}" failed: {problem}')
 
+        # A call with side effects records its intent first; its outcome then replaces that
+        # entry, and both are durable writes.
         replace_last = False
         if spec.has_side_effect(config):
             state["in_flight"] = {"node": node_id, "attempt": attempt}
             intent = self._entry(node, attempt, "running", started_at, None)
-            outcome = self._signal_outcome(journal.record(intent, state))
+            outcome = self._signal_outcome(journal.record(intent, state, durable=True))
             if outcome is not None:
                 state["in_flight"] = None
                 if outcome.status == "cancelled":  # asked to stop as the intent was saved: no call made
                     entry = self._entry(node, attempt, "cancelled", started_at, _iso(self.clock()))
                     entry["decision"] = "not called: the run was cancelled"
-                    journal.record(entry, state, replace_last=True)
+                    journal.record(entry, state, replace_last=True, durable=True)
                 return outcome
             replace_last = True
 
@@ -348,7 +355,7 @@ class Engine:
             entry = finish("waiting", output=output)
             entry["finished_at"] = entry["duration_ms"] = None
             state["waiting"] = {"node": node_id, "kind": "delay", "until": _iso(result.wait_until), "entry": entry}
-            signal = journal.record(entry, state, replace_last=replace_last)
+            signal = journal.record(entry, state, replace_last=replace_last, durable=replace_last)
             return self._signal_outcome(signal) or Outcome("waiting", resume_at=result.wait_until)
 
         result.output = output
@@ -356,7 +363,7 @@ class Engine:
         entry = finish("succeeded", output=output, port=result.port)
         if result.stop:
             state["queue"].clear()
-        signal = journal.record(entry, state, replace_last=replace_last)
+        signal = journal.record(entry, state, replace_last=replace_last, durable=replace_last)
         outcome = self._signal_outcome(signal)
         if outcome is None and result.stop:
             reason = result.stop_reason or f'Stopped by "{node_id}".'
@@ -378,7 +385,7 @@ class Engine:
 
     def _permanent_failure(self, state, journal, node_id, message, finish, replace_last) -> Outcome:
         state["in_flight"] = None
-        signal = journal.record(finish("failed", error=message), state, replace_last=replace_last)
+        signal = journal.record(finish("failed", error=message), state, replace_last=replace_last, durable=replace_last)
         return self._signal_outcome(signal) or Outcome("failed", f'Step "{node_id}" failed: {message}')
 
     def _transient_failure(self, state, journal, node, spec, attempt, exc, finish, replace_last) -> Outcome:
@@ -398,7 +405,7 @@ class Engine:
         state["attempts"][node_id] = attempt + 1
         state["waiting"] = {"node": node_id, "kind": "retry", "until": _iso(resume_at)}
         entry = finish("failed", error=str(exc), retry_at=_iso(resume_at))
-        signal = journal.record(entry, state, replace_last=replace_last)
+        signal = journal.record(entry, state, replace_last=replace_last, durable=replace_last)
         return self._signal_outcome(signal) or Outcome("waiting", resume_at=resume_at)
 
 
@@ -408,9 +415,12 @@ class MemoryJournal:
 
     log: list[dict] = field(default_factory=list)
     snapshots: list[dict] = field(default_factory=list)
+    # (node_id, status, durable) of every write, in order.
+    writes: list[tuple[str, str, bool]] = field(default_factory=list)
     cancel_after: int | None = None
 
-    def record(self, entry: dict, state: dict, *, replace_last: bool = False) -> Signal:
+    def record(self, entry: dict, state: dict, *, replace_last: bool = False, durable: bool = False) -> Signal:
+        self.writes.append((entry["node_id"], entry["status"], durable))
         if replace_last:
             self.log[-1] = entry
         else:

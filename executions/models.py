@@ -161,9 +161,12 @@ WHERE id = %s AND status IN ('pending', 'running', 'waiting')
 
 # The graph is the run's version; runs from before versions existed read the flow's current
 # one (COALESCE evaluates the second subquery only for them).
+# Committed without waiting for the WAL flush (see executions/runner.py, "Durability"): a
+# claim lost with a crashed database server leaves the run to the sweeper, nothing more.
 CLAIM_SQL = """
 UPDATE flow_executions AS e
 SET status = 'running', lease = %(lease)s, heartbeat_at = now(), resume_at = NULL
+FROM (SELECT set_config('synchronous_commit', 'off', true)) AS durability
 WHERE e.id = %(id)s AND NOT e.cancel_requested AND (
     e.status = 'pending'
     OR (e.status = 'waiting' AND e.resume_at <= now())

@@ -230,6 +230,28 @@ def test_side_effects_record_intent_before_the_call():
     assert journal.snapshots[-1]["in_flight"] is None
 
 
+def test_only_writes_about_calls_with_side_effects_are_durable():
+    calls: list[int] = []
+    flow = graph(
+        [
+            ("t", "trigger.manual", {}),
+            ("before", "logic.set", {"values": {"a": 1}}),
+            ("call", "test.flaky", {}),
+            ("after", "logic.set", {"values": {"b": 2}}),
+        ],
+        [("t", "before"), ("before", "call"), ("call", "after")],
+    )
+    engine = make_engine(flow, specs={"test.flaky": flaky_spec([], calls)})
+    journal = MemoryJournal()
+    engine.run(start(engine), journal)
+    assert journal.writes == [
+        ("before", "succeeded", False),  # lost with a crashed database: redone, nothing repeats
+        ("call", "running", True),  # the intent, flushed (with everything before it) before the call
+        ("call", "succeeded", True),
+        ("after", "succeeded", False),
+    ]
+
+
 def test_an_interrupted_side_effect_is_not_repeated():
     calls: list[int] = []
     spec = flaky_spec([], calls)

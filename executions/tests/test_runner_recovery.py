@@ -244,3 +244,16 @@ def test_an_internal_error_after_an_intent_closes_that_step(user, monkeypatch):
     execution.refresh_from_db()
     assert execution.status == "failed"
     assert_closed(execution.execution_log[-1], "failed", "Internal error: RuntimeError: a bug in the engine")
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as in a worker
+def test_writes_that_skip_the_flush_leave_the_session_durable(user):
+    """set_config(..., true) lasts one transaction: the worker's connection, which also
+    serves other tasks, keeps synchronous_commit on."""
+    from django.db import connection
+
+    execution = make_run(user, [{"id": "s", "type": "logic.set", "config": {"values": {"x": 1}}}], [("t", "s")])
+    assert runner.run(execution.pk).status == "succeeded"
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
