@@ -56,6 +56,14 @@ def _tool(name: str) -> str:
     return path
 
 
+def _run_tool(name: str, *arguments: str) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL client tool against the configured server; the caller checks it."""
+    env, connection_args = _pg_env()
+    return subprocess.run(  # noqa: S603 (fixed program, arguments from settings)
+        [_tool(name), *connection_args, *arguments], env=env, capture_output=True, text=True, check=False
+    )
+
+
 def _pg_env() -> tuple[dict[str, str], list[str]]:
     db = connection.settings_dict
     env = dict(os.environ)
@@ -98,21 +106,8 @@ def take_backup(directory: Path | None = None, now: datetime | None = None) -> B
     now = now or datetime.now(UTC)
     backup = Backup(directory / f"inflow-{now:%Y%m%dT%H%M%SZ}.dump", now)
     partial = backup.path.with_name(backup.path.name + ".partial")
-    env, args = _pg_env()
-    result = subprocess.run(  # noqa: S603 (fixed program, arguments from settings)
-        [
-            _tool("pg_dump"),
-            *args,
-            "--format=custom",
-            "--no-owner",
-            "--file",
-            str(partial),
-            connection.settings_dict["NAME"],
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    result = _run_tool(
+        "pg_dump", "--format=custom", "--no-owner", "--file", str(partial), connection.settings_dict["NAME"]
     )
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
@@ -168,28 +163,14 @@ def restore_backup(
             "would come back. Restore it from the backup storage (or set GDPR_LEDGER_PATH), or pass "
             "--without-ledger if no account or contact was ever erased."
         )
-    env, args = _pg_env()
-    maintenance = ["--maintenance-db", "postgres"]
     if replace:
         _dropdb(database)
-    created = subprocess.run(  # noqa: S603
-        [_tool("createdb"), *args, *maintenance, "--template", "template0", database],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    created = _run_tool("createdb", "--maintenance-db", "postgres", "--template", "template0", database)
     if created.returncode != 0:
         raise BackupError(f"could not create database {database}: {created.stderr.strip()}")
     try:
         report(f"restoring {path.name} into {database}")
-        restored = subprocess.run(  # noqa: S603
-            [_tool("pg_restore"), *args, "--no-owner", "--exit-on-error", "--dbname", database, str(path)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        restored = _run_tool("pg_restore", "--no-owner", "--exit-on-error", "--dbname", database, str(path))
         if restored.returncode != 0:
             raise BackupError(f"pg_restore failed: {restored.stderr.strip()}")
         if not ledger_path.exists():  # and --without-ledger said so
@@ -218,9 +199,9 @@ def restore_backup(
 
 
 def _dropdb(database: str, *, check: bool = True) -> None:
-    env, args = _pg_env()
-    dropdb = [_tool("dropdb"), *args, "--maintenance-db", "postgres", "--if-exists", "--force", database]
-    subprocess.run(dropdb, env=env, check=check, capture_output=True)  # noqa: S603
+    dropped = _run_tool("dropdb", "--maintenance-db", "postgres", "--if-exists", "--force", database)
+    if check and dropped.returncode != 0:
+        raise BackupError(f"could not drop database {database}: {dropped.stderr.strip()}")
 
 
 def _database_url(database: str) -> str:

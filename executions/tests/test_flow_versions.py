@@ -20,6 +20,7 @@ from executions import runner, services
 from executions.models import FlowExecution
 from executions.services import start_execution
 from executions.tasks import purge_old_executions, purge_unused_versions
+from executions.tests.test_runner_recovery import make_due
 from flows.models import Flow, FlowVersion, graph_digest
 
 pytestmark = pytest.mark.django_db
@@ -68,13 +69,6 @@ def start(flow: Flow) -> FlowExecution:
     execution, created = start_execution(flow=flow, trigger_type="trigger.manual", trigger_data={})
     assert created
     return execution
-
-
-def make_due(execution: FlowExecution) -> None:
-    execution.refresh_from_db()
-    past = timezone.now() - timedelta(seconds=1)
-    execution.state["waiting"]["until"] = past.isoformat()
-    FlowExecution.objects.filter(pk=execution.pk).update(state=execution.state, resume_at=past)
 
 
 def test_a_run_edited_while_it_waits_finishes_on_the_graph_it_started_with(flow):
