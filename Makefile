@@ -17,11 +17,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 .env:
 	$(PYTHON) scripts/write_dotenv.py .env
 
-# Settings for docker-compose.yml, with random keys (see README.md).
-docker/.env:
+# Settings for docker-compose.yml, with random keys, and the database container's own
+# docker/postgres.env (see README.md).
+docker-env:
 	$(PYTHON) scripts/write_dotenv.py --docker docker/.env
-
-docker-env: docker/.env
 
 services:
 	scripts/ensure_services.sh

@@ -142,3 +142,23 @@ def test_createsuperuser_checks_the_email_like_the_api(make_user, monkeypatch):
     boss = User.objects.get_by_email("boss@example.com")
     assert (boss.is_staff, boss.is_superuser, boss.role) == (True, True, User.Role.ADMIN)
     assert User.objects.count() == 2
+
+
+def test_the_compose_database_gets_its_password_and_none_of_the_keys(settings, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    app_env = tmp_path / ".env"
+    subprocess.run([sys.executable, settings.BASE_DIR / "scripts" / "write_dotenv.py", "--docker", app_env], check=True)
+    app = dict(line.split("=", 1) for line in app_env.read_text().splitlines() if "=" in line and line[0] != "#")
+    database = dict(
+        line.split("=", 1) for line in (tmp_path / "postgres.env").read_text().splitlines() if line[:1] != "#"
+    )
+    assert set(database) == {"POSTGRES_PASSWORD"}
+    assert f":{database['POSTGRES_PASSWORD']}@postgres:" in app["DATABASE_URL"]
+    assert "PGCRYPTO_KEY" in app
+    assert "POSTGRES_PASSWORD" not in app
+    compose = yaml.safe_load((settings.BASE_DIR / "docker-compose.yml").read_text())
+    assert compose["services"]["postgres"]["env_file"] == "docker/postgres.env"
