@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from accounts.models import ApiKey, User
 from accounts.serializers import RegisterSerializer, TokenRequestSerializer, TokenSerializer, UserSerializer
+from core.crypto import blind_index
 from core.ratelimit import ScopedRateThrottle
 
 
@@ -18,6 +19,20 @@ class AuthThrottleMixin:
     authentication_classes: list = []
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
+
+
+class AccountThrottle(ScopedRateThrottle):
+    """Sign-in attempts per account, wherever they come from: the per-address limit alone
+    lets a botnet guess one person's password from many addresses. Keyed by the email's
+    blind index, so the cache holds no address."""
+
+    scope_attr = "account_throttle_scope"
+
+    def get_cache_key(self, request: Request, view) -> str | None:
+        email = request.data.get("email") if isinstance(request.data, dict) else None
+        if not isinstance(email, str) or not email.strip():
+            return None  # nothing to count against: validation answers the request
+        return self.cache_format % {"scope": self.scope, "ident": blind_index(email)}
 
 
 class RegisterView(AuthThrottleMixin, APIView):
@@ -36,6 +51,9 @@ class RegisterView(AuthThrottleMixin, APIView):
 
 
 class TokenView(AuthThrottleMixin, APIView):
+    throttle_classes = [ScopedRateThrottle, AccountThrottle]
+    account_throttle_scope = "auth_account"
+
     @extend_schema(request=TokenRequestSerializer, responses={200: TokenSerializer})
     def post(self, request: Request) -> Response:
         serializer = TokenRequestSerializer(data=request.data, context={"request": request})

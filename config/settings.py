@@ -231,6 +231,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "auth": env("AUTH_THROTTLE_RATE", "20/min"),
+        # Token requests naming one account, from any address.
+        "auth_account": env("AUTH_ACCOUNT_THROTTLE_RATE", "10/min"),
         "webhooks": env("WEBHOOK_THROTTLE_RATE", "6000/min"),
         # Every search embeds its query, which costs money with the openai embedder.
         "search": env("SEARCH_THROTTLE_RATE", "600/min"),

@@ -93,13 +93,27 @@ def test_me_needs_credentials(anon):
 
 
 def test_auth_endpoints_are_throttled(anon, user, monkeypatch):
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth": "3/min"})
+    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "auth", "3/min")
     codes = [
         anon.post("/api/v1/auth/token/", {"email": user.email, "password": "wrong"}, format="json").status_code
         for _ in range(4)
     ]
     assert codes == [400, 400, 400, 429]
     assert "throttled" in anon.post("/api/v1/auth/register/", {}, format="json").json()["code"]
+
+
+def test_one_account_cannot_be_guessed_from_many_addresses(anon, make_user, monkeypatch):
+    make_user(email="target@example.com")
+    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "auth_account", "3/min")
+
+    def attempt(email: str, address: str) -> int:
+        body = {"email": email, "password": "wrong"}
+        return anon.post("/api/v1/auth/token/", body, format="json", REMOTE_ADDR=address).status_code
+
+    addresses = [f"203.0.113.{n}" for n in range(1, 5)]
+    assert [attempt("target@example.com", address) for address in addresses] == [400, 400, 400, 429]
+    assert attempt(" TARGET@example.com", "198.51.100.1") == 429  # the same account, however spelt
+    assert attempt("someone.else@example.com", "203.0.113.4") == 400
 
 
 def test_behind_the_compose_proxy_each_client_has_its_own_throttle(anon, settings, monkeypatch):
@@ -114,7 +128,7 @@ def test_behind_the_compose_proxy_each_client_has_its_own_throttle(anon, setting
     assert "NUM_PROXIES=1" in example
 
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth": "2/min"})
+    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "auth", "2/min")
 
     def attempt(client_address: str) -> int:
         return anon.post(
