@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_value
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -14,7 +14,7 @@ from django.utils.timesince import timesince
 from executions.schedules import remove_schedules, sync_schedule
 from executions.services import start_execution
 from flows.drawing import render_svg
-from flows.models import Flow, NodeType
+from flows.models import Flow, FlowVersion, NodeType
 
 
 @admin.register(NodeType)
@@ -134,3 +134,43 @@ class FlowAdmin(admin.ModelAdmin):
             started += 1
         if started:
             self.message_user(request, f"Started {started} run(s).", messages.SUCCESS)
+
+
+@admin.register(FlowVersion)
+class FlowVersionAdmin(admin.ModelAdmin):
+    """The graphs runs executed (each run keeps the one it started with). Read-only: a
+    version is what a run did; the hourly retention deletes the ones no run refers to."""
+
+    list_display = ["id", "flow", "short_digest", "created_at", "runs"]
+    list_select_related = ["flow"]
+    search_fields = ["=flow__id", "flow__name"]
+    search_help_text = "A flow id, or words of its name."
+    fields = ["flow", "digest", "created_at", "graph", "flow_data"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        # One COUNT per page, not one per row.
+        return super().get_queryset(request).defer("flow__webhook_secret").annotate(run_count=Count("executions"))
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # runs refer to it; the retention task removes unused ones
+
+    @admin.display(description="Digest")
+    def short_digest(self, version: FlowVersion) -> str:
+        return version.digest[:12]
+
+    @admin.display(description="Runs", ordering="run_count")
+    def runs(self, version: FlowVersion) -> str:
+        url = reverse("admin:executions_flowexecution_changelist")
+        return format_html('<a href="{}?flow_version__id__exact={}">{}</a>', url, version.pk, version.run_count)
+
+    @admin.display(description="Picture")
+    def graph(self, version: FlowVersion) -> str:
+        picture = mark_safe(render_svg(version.flow_data))  # noqa: S308 (render_svg escapes every label)
+        return format_html('<div class="inflow-wide">{}</div>', picture)

@@ -11,19 +11,18 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import ApiKey, User
 from executions.models import FlowExecution
+from executions.services import start_execution
 from flows.models import Flow
 from tokens.models import ApiToken
 
 pytestmark = pytest.mark.django_db
 
-CHANGELISTS = [
-    "/admin/accounts/user/",
-    "/admin/accounts/apikey/",
-    "/admin/flows/flow/",
-    "/admin/flows/nodetype/",
-    "/admin/executions/flowexecution/",
-    "/admin/tokens/apitoken/",
-]
+
+def changelists() -> list[str]:
+    """Every model the admin shows, Celery beat's and results' included."""
+    from django.contrib import admin
+
+    return sorted(f"/admin/{model._meta.app_label}/{model._meta.model_name}/" for model in admin.site._registry)
 
 
 @pytest.fixture
@@ -43,7 +42,7 @@ def populate(make_user, count: int) -> None:
         owner = make_user()
         ApiKey.issue(owner)
         flow = Flow.objects.create(user=owner, name=f"flow {index}", flow_data={"nodes": [], "edges": []})
-        FlowExecution.objects.create(flow=flow, user=owner, trigger_data={"text": "hi"})
+        start_execution(flow=flow, trigger_type="trigger.manual", trigger_data={"text": "hi"})
         token = ApiToken(user=owner, provider="instagram", account_id=f"1784{index:08d}")
         token.set_token(f"secret-token-value-{index:04d}-abcdefgh")
         token.save()
@@ -58,9 +57,10 @@ def count_queries(client: Client, path: str) -> int:
 
 def test_changelists_run_a_constant_number_of_queries(staff, make_user):
     populate(make_user, 2)
-    few = {path: count_queries(staff, path) for path in CHANGELISTS}
+    few = {path: count_queries(staff, path) for path in changelists()}
     populate(make_user, 15)
-    many = {path: count_queries(staff, path) for path in CHANGELISTS}
+    many = {path: count_queries(staff, path) for path in changelists()}
+    assert "/admin/flows/flowversion/" in many
     assert many == few
 
 
@@ -71,6 +71,7 @@ def test_change_pages_render(staff, make_user):
         f"/admin/accounts/user/{user.pk}/change/",
         f"/admin/flows/flow/{Flow.objects.get().pk}/change/",
         f"/admin/executions/flowexecution/{FlowExecution.objects.get().pk}/change/",
+        f"/admin/flows/flowversion/{FlowExecution.objects.get().flow_version_id}/change/",
         f"/admin/tokens/apitoken/{ApiToken.objects.get().pk}/change/",
         "/admin/accounts/user/add/",
     ]:
@@ -142,3 +143,17 @@ def test_the_admin_sign_in_form_is_rate_limited(client, settings):
     ]
     assert attempts == [200, 200, 200, 429]
     assert client.get("/admin/login/").status_code == 200
+
+
+def test_a_flow_version_shows_its_graph_and_links_to_its_runs(staff, make_user):
+    populate(make_user, 1)
+    execution = FlowExecution.objects.get()
+    page = staff.get(f"/admin/flows/flowversion/{execution.flow_version_id}/change/")
+    assert page.status_code == 200
+    assert b"<svg" in page.content
+    listed = staff.get("/admin/flows/flowversion/")
+    runs_link = f"/admin/executions/flowexecution/?flow_version__id__exact={execution.flow_version_id}"
+    assert runs_link.encode() in listed.content.replace(b"&amp;", b"&")
+    runs = staff.get(runs_link)
+    assert runs.status_code == 200
+    assert f"/admin/executions/flowexecution/{execution.pk}/change/".encode() in runs.content
