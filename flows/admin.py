@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import display_for_value
@@ -32,7 +34,18 @@ class NodeTypeAdmin(admin.ModelAdmin):
         return False
 
 
+class GraphField(forms.JSONField):
+    """The graph as indented JSON in a large box: one line of JSON is not editable by hand."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2, cls=self.encoder)
+
+
 class FlowAdminForm(forms.ModelForm):
+    flow_data = GraphField(widget=forms.Textarea(attrs={"rows": 24, "class": "vLargeTextField inflow-json"}))
+
     class Meta:
         model = Flow
         fields = ["user", "name", "status", "flow_data"]

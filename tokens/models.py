@@ -97,6 +97,7 @@ class ApiToken(models.Model):
     class Meta:
         db_table = "api_tokens"
         ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
         constraints = [
             models.UniqueConstraint(fields=["provider", "account_id"], name="api_tokens_provider_account"),
         ]
@@ -243,6 +244,7 @@ class PrivateReply(models.Model):
 
     class Meta:
         db_table = "meta_private_replies"
+        verbose_name_plural = "private replies"
         constraints = [models.UniqueConstraint(fields=["token", "comment_id"], name="meta_private_replies_comment")]
         indexes = [models.Index(fields=["created_at"], name="meta_private_replies_created")]
 

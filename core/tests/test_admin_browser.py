@@ -25,7 +25,7 @@ from accounts.models import User
 from conftest import PASSWORD
 from executions.models import FlowExecution
 from flows.drawing import MIN_SCALE
-from flows.models import Flow
+from flows.models import Flow, FlowVersion
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -231,6 +231,7 @@ def test_staff_sees_the_admin_pictures_in_chromium(live_server, make_user):
     now = timezone.now()
     execution = FlowExecution.objects.create(
         flow=flow,
+        flow_version_id=FlowVersion.objects.id_for(flow.pk, flow.flow_data),  # as start_execution does
         user=owner,
         status=FlowExecution.Status.FAILED,
         trigger_type="instagram.comment",

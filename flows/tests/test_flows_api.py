@@ -139,3 +139,13 @@ def test_the_list_decrypts_only_the_secrets_it_shows(user):
     hooked = Flow.objects.create(user=user, name="hooked", flow_data=WEBHOOK_GRAPH)
     rows = {flow.name: flow.used_webhook_secret for flow in Flow.objects.with_webhook_secrets()}
     assert rows == {"manual": None, "hooked": Flow.objects.get(pk=hooked.pk).webhook_secret}
+
+
+def test_the_admin_shows_a_flows_graph_as_indented_json(make_user):
+    from django.test import Client
+
+    staff = Client()
+    staff.force_login(make_user(role="admin", is_superuser=True))
+    flow = Flow.objects.create(user=make_user(), name="f", flow_data=SIMPLE_GRAPH)
+    page = staff.get(f"/admin/flows/flow/{flow.pk}/change/").content.decode()
+    assert "\n  &quot;nodes&quot;: [\n" in page  # one key per line, editable by hand
