@@ -73,9 +73,9 @@ def graph_url(path: str, base: str | None = None) -> str:
     return f"{base or settings.META_GRAPH_URL}/{settings.META_GRAPH_VERSION}/{path.lstrip('/')}"
 
 
-def base_url(token: ApiToken) -> str:
-    """The Graph API host that accepts this token (see the module docstring)."""
-    if token.provider == ApiToken.Provider.INSTAGRAM:
+def base_url(provider: str) -> str:
+    """The Graph API host that accepts this provider's tokens (see the module docstring)."""
+    if provider == ApiToken.Provider.INSTAGRAM:
         return settings.META_INSTAGRAM_GRAPH_URL
     return settings.META_GRAPH_URL
 
@@ -118,21 +118,41 @@ def _meta_message(error: dict) -> str:
     return redact(message)[:MAX_MESSAGE]
 
 
+@dataclass(frozen=True)
+class Failure:
+    """What an unsuccessful Graph API answer says, read once for every caller."""
+
+    code: int | None  # Meta's error code, when the body has Meta's error shape
+    detail: str  # "Meta error <code>: <message>" or "HTTP <status>", safe to show
+    rate_limited: bool
+    transient: bool  # worth retrying later: 5xx, codes 1, 2, 1200, `is_transient`
+
+
+def _failure(response: httpx.Response) -> Failure:
+    error = _error_body(response)
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    detail = f"Meta error {code}: {_meta_message(error)}" if code is not None else f"HTTP {response.status_code}"
+    return Failure(
+        code=code,
+        detail=detail,
+        rate_limited=code in RATE_LIMIT_CODES or response.status_code == 429,
+        transient=code in TRANSIENT_CODES or error.get("is_transient") is True or response.status_code >= 500,
+    )
+
+
 def raise_for_error(response: httpx.Response, token: ApiToken, what: str) -> None:
     """Map an unsuccessful Graph API answer to TokenExpiredError, TransientError or PermanentError."""
     if response.is_success:
         return
-    error = _error_body(response)
-    code = error.get("code") if isinstance(error.get("code"), int) else None
-    message = _meta_message(error)
-    detail = f"Meta error {code}: {message}" if code is not None else f"HTTP {response.status_code}"
+    failure = _failure(response)
+    code, detail = failure.code, failure.detail
     if code in TOKEN_CODES or response.status_code == 401:
         reason = f"Meta refused the token ({detail}) while {what}."
         token.mark(ApiToken.Status.EXPIRED, reason)
         raise TokenExpiredError(f"{account_label(token)} has expired or was revoked; reconnect it. {reason}")
-    if code in RATE_LIMIT_CODES or response.status_code == 429:
+    if failure.rate_limited:
         raise TransientError(f"Meta rate limit while {what} ({detail}).", retry_after=_retry_after(response))
-    if code in TRANSIENT_CODES or error.get("is_transient") is True or response.status_code >= 500:
+    if failure.transient:
         raise TransientError(f"Meta is temporarily unavailable while {what} ({detail}).")
     if code in PERMISSION_CODES:
         raise PermanentError(f"Meta refused the permission for {what} ({detail}); check the app's permissions.")
@@ -166,7 +186,7 @@ def post(token: ApiToken, path: str, payload: dict, *, what: str, timeout: float
     """POST JSON to the Graph API as the token's account."""
     return _send(
         "POST",
-        graph_url(path, base_url(token)),
+        graph_url(path, base_url(token.provider)),
         token,
         what,
         json=payload,
@@ -230,10 +250,9 @@ def identify(provider: str, raw_token: str) -> Identity:
     to META_GRAPH_URL (`fields=id,name`); the token travels in the Authorization header.
     """
     id_field, name_field = ME_FIELDS[provider]
-    base = settings.META_INSTAGRAM_GRAPH_URL if provider == ApiToken.Provider.INSTAGRAM else settings.META_GRAPH_URL
     try:
         response = client().get(
-            graph_url("me", base),
+            graph_url("me", base_url(provider)),
             params={"fields": f"{id_field},{name_field}"},
             headers={"Authorization": f"Bearer {raw_token}"},
             timeout=settings.META_HTTP_TIMEOUT,
@@ -262,14 +281,13 @@ def identify(provider: str, raw_token: str) -> Identity:
 
 
 def _raise_for_identify(response: httpx.Response) -> None:
-    error = _error_body(response)
-    code = error.get("code") if isinstance(error.get("code"), int) else None
-    detail = f"Meta error {code}: {_meta_message(error)}" if code is not None else f"HTTP {response.status_code}"
-    if code in RATE_LIMIT_CODES or response.status_code == 429:
+    failure = _failure(response)
+    detail = failure.detail
+    if failure.rate_limited:
         raise MetaUnavailableError(f"Meta's rate limit ({detail}).", retry_after=_retry_after(response))
-    if code in TRANSIENT_CODES or error.get("is_transient") is True or response.status_code >= 500:
+    if failure.transient:
         raise MetaUnavailableError(f"Meta is temporarily unavailable ({detail}).", retry_after=_retry_after(response))
-    if code is not None or response.status_code in (401, 403):
+    if failure.code is not None or response.status_code in (401, 403):
         # 190/102 (invalid, expired, revoked), 10/200-299 (permission), 100 (a field the token's
         # kind of account lacks)...: Meta looked at the token and said no.
         raise TokenRefusedError(detail)
