@@ -6,10 +6,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 
 from executions.models import FlowExecution
-from flows.drawing import STATUS_STROKE, format_ms, render_svg
+from flows.drawing import STATUS_STROKE, admin_picture, format_ms
 
 LOG_PREVIEW_CHARS = 300
 
@@ -84,15 +83,14 @@ class FlowExecutionAdmin(admin.ModelAdmin):
         if version is None:
             return "The flow's current graph (the run started before flow versions were kept)."
         if version.flow_data == execution.flow.flow_data:
-            return f"Version {version.digest[:12]}, the flow's current graph."
-        return f"Version {version.digest[:12]}, as the run started: the flow has been edited since."
+            return f"Version {version.short_digest}, the flow's current graph."
+        return f"Version {version.short_digest}, as the run started: the flow has been edited since."
 
     @admin.display(description="Picture")
     def picture(self, execution: FlowExecution) -> str:
         version = execution.flow_version
         graph = execution.flow.flow_data if version is None else version.flow_data
-        picture = mark_safe(render_svg(graph, execution.execution_log))  # noqa: S308 (render_svg escapes)
-        return format_html('<div class="inflow-wide">{}</div>', picture)
+        return admin_picture(graph, execution.execution_log)
 
     @admin.display(description="Steps")
     def steps(self, execution: FlowExecution) -> str:

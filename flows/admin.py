@@ -10,12 +10,11 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
 from executions.schedules import remove_schedules, sync_schedule
 from executions.services import start_execution
-from flows.drawing import render_svg
+from flows.drawing import admin_picture
 from flows.models import Flow, FlowVersion, NodeType
 
 
@@ -89,8 +88,7 @@ class FlowAdmin(admin.ModelAdmin):
 
     @admin.display(description="Picture")
     def graph(self, flow: Flow) -> str:
-        picture = mark_safe(render_svg(flow.flow_data))  # noqa: S308 (render_svg escapes every label)
-        return format_html('<div class="inflow-wide">{}</div>', picture)
+        return admin_picture(flow.flow_data)
 
     @admin.display(description="Problems")
     def problems(self, flow: Flow) -> str:
@@ -176,7 +174,7 @@ class FlowVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Digest")
     def short_digest(self, version: FlowVersion) -> str:
-        return version.digest[:12]
+        return version.short_digest
 
     @admin.display(description="Runs", ordering="run_count")
     def runs(self, version: FlowVersion) -> str:
@@ -185,5 +183,4 @@ class FlowVersionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Picture")
     def graph(self, version: FlowVersion) -> str:
-        picture = mark_safe(render_svg(version.flow_data))  # noqa: S308 (render_svg escapes every label)
-        return format_html('<div class="inflow-wide">{}</div>', picture)
+        return admin_picture(version.flow_data)

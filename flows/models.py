@@ -190,4 +190,8 @@ class FlowVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Version {self.digest[:12]} of flow {self.flow_id}"
+        return f"Version {self.short_digest} of flow {self.flow_id}"
+
+    @property
+    def short_digest(self) -> str:
+        return self.digest[:12]
