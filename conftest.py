@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.test import Client
 from rest_framework.test import APIClient
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -139,6 +140,14 @@ def make_user(db):
 @pytest.fixture
 def user(make_user):
     return make_user()
+
+
+@pytest.fixture
+def staff(make_user) -> Client:
+    """A browser signed in to the admin as a superuser."""
+    client = Client()
+    client.force_login(make_user(role="admin", is_superuser=True))
+    return client
 
 
 @pytest.fixture

@@ -25,14 +25,6 @@ def changelists() -> list[str]:
     return sorted(f"/admin/{model._meta.app_label}/{model._meta.model_name}/" for model in admin.site._registry)
 
 
-@pytest.fixture
-def staff(make_user) -> Client:
-    admin_user = make_user(email="staff@example.com", role=User.Role.ADMIN, is_superuser=True)
-    client = Client()
-    client.force_login(admin_user)
-    return client
-
-
 _account_ids = itertools.count(1)
 
 

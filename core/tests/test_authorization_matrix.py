@@ -308,9 +308,7 @@ def test_non_staff_users_have_no_access_to_any_admin_page(owned, make_user):
     assert Document.objects.filter(pk=owned["documents"].pk).exists()
 
 
-def test_staff_can_open_every_admin_change_page(owned, make_user):
-    staff = Client()
-    staff.force_login(make_user(role=User.Role.ADMIN, is_superuser=True))
+def test_staff_can_open_every_admin_change_page(owned, staff):
     for url in admin_change_urls(owned):
         response = staff.get(url)
         assert response.status_code == 200, url

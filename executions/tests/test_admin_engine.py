@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
-from accounts.models import User
 from executions.models import FlowExecution
 from flows.models import Flow
 
@@ -24,13 +22,6 @@ GRAPH = {
         {"source": "c", "target": "no", "port": "false"},
     ],
 }
-
-
-@pytest.fixture
-def staff(make_user) -> Client:
-    client = Client()
-    client.force_login(make_user(role=User.Role.ADMIN, is_superuser=True))
-    return client
 
 
 def test_staff_run_a_flow_now(staff, user):

@@ -11,7 +11,6 @@ from datetime import timedelta
 import psycopg
 import pytest
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -201,9 +200,7 @@ def test_retention_skips_a_version_a_run_being_created_holds(user):
     assert not FlowVersion.objects.filter(pk=old).exists()
 
 
-def test_the_execution_page_draws_the_graph_the_run_used(flow, make_user, django_assert_max_num_queries):
-    staff = Client()
-    staff.force_login(make_user(role=User.Role.ADMIN, is_superuser=True))
+def test_the_execution_page_draws_the_graph_the_run_used(flow, staff, django_assert_max_num_queries):
     execution = start(flow)
     runner.run(execution.pk)
     flow.flow_data = edited(GRAPH)

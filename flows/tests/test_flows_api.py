@@ -141,11 +141,7 @@ def test_the_list_decrypts_only_the_secrets_it_shows(user):
     assert rows == {"manual": None, "hooked": Flow.objects.get(pk=hooked.pk).webhook_secret}
 
 
-def test_the_admin_shows_a_flows_graph_as_indented_json(make_user):
-    from django.test import Client
-
-    staff = Client()
-    staff.force_login(make_user(role="admin", is_superuser=True))
+def test_the_admin_shows_a_flows_graph_as_indented_json(make_user, staff):
     flow = Flow.objects.create(user=make_user(), name="f", flow_data=SIMPLE_GRAPH)
     page = staff.get(f"/admin/flows/flow/{flow.pk}/change/").content.decode()
     assert "\n  &quot;nodes&quot;: [\n" in page  # one key per line, editable by hand

@@ -7,7 +7,6 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
-from accounts.models import User
 from knowledge.models import Chunk, Document
 from knowledge.stores.pgvector import vector_literal
 
@@ -16,13 +15,6 @@ pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/knowledge/document/"
 SEARCH_PAGE = "/admin/knowledge/document/search/"
 CHUNKS = "/admin/knowledge/chunk/"
-
-
-@pytest.fixture
-def staff(make_user) -> Client:
-    client = Client()
-    client.force_login(make_user(role=User.Role.ADMIN, is_superuser=True))
-    return client
 
 
 def populate(make_user, add_document, count: int) -> None:

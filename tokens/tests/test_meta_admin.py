@@ -11,7 +11,6 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.models import User
 from tokens.models import ApiToken, ContactWindow, MetaWebhookDelivery, PrivateReply
 from tokens.tests.meta import comment_payload, connect
 
@@ -19,13 +18,6 @@ pytestmark = pytest.mark.django_db
 
 _ids = itertools.count(1)
 SECRET_TEXT = "my private question about the price"
-
-
-@pytest.fixture
-def staff(make_user) -> Client:
-    client = Client()
-    client.force_login(make_user(email="meta-staff@example.com", role=User.Role.ADMIN, is_superuser=True))
-    return client
 
 
 def populate(make_user, count: int) -> None:
