@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.sessions.backends.cache import SessionStore
 from django.core.cache import cache
+from rest_framework.throttling import SimpleRateThrottle
 
 MAX_REMEMBERED = 50
 
@@ -40,8 +41,11 @@ def end_sessions(user_id: int) -> int:
 def forget_user(user_id: int) -> int:
     """Delete the user's sessions, throttle histories and every `user:<id>:` cache key; returns keys removed."""
     removed = end_sessions(user_id)
-    # DRF's throttles key an authenticated caller's history by user id (throttle_<scope>_<id>).
-    throttles = [f"throttle_{scope}_{user_id}" for scope in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]]
+    # DRF's throttles key an authenticated caller's history by user id.
+    throttles = [
+        SimpleRateThrottle.cache_format % {"scope": scope, "ident": user_id}
+        for scope in settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    ]
     removed += sum(cache.delete(key) for key in throttles)
     client = cache._cache.get_client(write=True)
     pattern = cache.make_key(user_key(user_id, "*"))
