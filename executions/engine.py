@@ -18,58 +18,18 @@ Rules the engine keeps:
 from __future__ import annotations
 
 import json
-import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Protocol
 
 from flows import catalog
+from flows.nodes import NodeContext, NodeResult, NodeSpec, PermanentError, RetryPolicy, TransientError, backoff, utcnow
 from flows.templates import render
 
 MAX_OUTPUT_BYTES = 64 * 1024
-
-
-class TransientError(Exception):
-    """A failure worth retrying: a timeout, a 5xx, a 429 (with its Retry-After)."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class PermanentError(Exception):
-    """A failure that retrying cannot fix: bad input, a refused request, a broken rule."""
-
-
-@dataclass
-class NodeContext:
-    """What a node handler may know about the run it is part of."""
-
-    node_id: str
-    node_type: str
-    attempt: int
-    trigger: dict[str, Any]
-    nodes: dict[str, Any]
-    vars: dict[str, Any]
-    execution_id: int | None = None
-    flow_id: int | None = None
-    user_id: int | None = None
-    now: datetime = field(default_factory=lambda: utcnow())
-    # Seconds this step may take before the execution's run-time limit is reached.
-    time_left: float = 60.0
-
-
-@dataclass
-class NodeResult:
-    output: Any = None
-    port: str = "out"
-    set_vars: dict[str, Any] | None = None
-    wait_until: datetime | None = None  # logic.delay: park until then
-    stop: str | None = None  # logic.stop: "succeeded" or "failed"
-    stop_reason: str = ""
 
 
 class Signal(Enum):
@@ -102,10 +62,6 @@ class Outcome:
     resume_at: datetime | None = None
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
@@ -121,12 +77,6 @@ def _bounded_output(output: Any) -> Any:
     return {"truncated": True, "preview": encoded[: MAX_OUTPUT_BYTES // 2]}
 
 
-def backoff_seconds(policy: catalog.RetryPolicy, attempt: int, rand: Callable[[], float] = random.random) -> float:
-    """Exponential backoff with equal jitter: half fixed, half random."""
-    ceiling = min(policy.max_backoff_seconds, policy.backoff_seconds * 2 ** (attempt - 1))
-    return ceiling / 2 + rand() * ceiling / 2
-
-
 class Engine:
     def __init__(
         self,
@@ -135,7 +85,7 @@ class Engine:
         limits: Limits | None = None,
         disabled_types: frozenset[str] = frozenset(),
         identity: dict[str, int | None] | None = None,
-        specs: dict[str, catalog.NodeSpec] | None = None,
+        specs: Mapping[str, NodeSpec] | None = None,
         clock: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -147,7 +97,7 @@ class Engine:
         self.limits = limits or Limits()
         self.disabled_types = disabled_types
         self.identity = identity or {}
-        self.specs = catalog.BY_TYPE if specs is None else specs
+        self.specs = catalog.by_type() if specs is None else specs
         self.clock = clock
         self.monotonic = monotonic
 
@@ -274,12 +224,12 @@ class Engine:
             return Outcome("lost")
         return None
 
-    def _retry_policy(self, node: dict, spec: catalog.NodeSpec) -> catalog.RetryPolicy:
+    def _retry_policy(self, node: dict, spec: NodeSpec) -> RetryPolicy:
         override = node.get("retry") or {}
-        return catalog.RetryPolicy(
+        return replace(
+            spec.retry,
             max_attempts=override.get("max_attempts", spec.retry.max_attempts),
             backoff_seconds=override.get("backoff_seconds", spec.retry.backoff_seconds),
-            max_backoff_seconds=spec.retry.max_backoff_seconds,
         )
 
     def _step(self, state: dict, journal: Journal, node_id: str, time_left: float) -> Outcome | None:
@@ -370,15 +320,12 @@ class Engine:
             return Outcome(result.stop, "" if result.stop == "succeeded" else reason)
         return outcome
 
-    def _handler_for(self, node: dict, spec: catalog.NodeSpec | None) -> tuple[Callable | None, str | None]:
+    def _handler_for(self, node: dict, spec: NodeSpec | None) -> tuple[Callable | None, str | None]:
         if spec is None:
             return None, f"Unknown node type {node['type']!r}."
         if node["type"] in self.disabled_types:
             return None, f"Node type {node['type']!r} is disabled by the Inflow staff."
-        try:
-            handler = spec.load_handler()
-        except (ImportError, AttributeError):
-            handler = None
+        handler = spec.handler
         if handler is None:
             return None, f"Node type {node['type']!r} is not available on this Inflow server."
         return handler, None
@@ -395,7 +342,7 @@ class Engine:
         if attempt >= policy.max_attempts:
             message = f"{exc} (gave up after {attempt} attempt{'s' if attempt > 1 else ''})"
             return self._permanent_failure(state, journal, node_id, message, finish, replace_last)
-        delay = backoff_seconds(policy, attempt)
+        delay = backoff(policy, attempt)
         if exc.retry_after is not None:
             if exc.retry_after > self.limits.max_retry_after_seconds:
                 message = f"{exc} (the service asked to wait {exc.retry_after:g} s, longer than allowed)"

@@ -12,10 +12,10 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
-from executions.schedules import remove_schedules, sync_schedule
 from executions.services import start_execution
 from flows.drawing import admin_picture
 from flows.models import Flow, FlowVersion, NodeType
+from flows.schedules import remove_schedules, sync_schedule
 
 
 @admin.register(NodeType)

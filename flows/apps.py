@@ -7,6 +7,7 @@ class FlowsConfig(AppConfig):
     verbose_name = "Flows"
 
     def ready(self) -> None:
+        from flows import checks  # noqa: F401  (registers system checks)
         from flows.sync import sync_after_migrate
 
         # Like contenttypes and permissions: the catalog rows follow the code after migrate.

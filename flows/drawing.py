@@ -22,6 +22,8 @@ NODE_WIDTH, NODE_HEIGHT = 170, 58
 COLUMN_GAP, ROW_GAP, MARGIN = 70, 28, 24
 MIN_SCALE = 0.8
 CATEGORY_FILL = {"trigger": "#e8f0fe", "action": "#fef3e2", "logic": "#f1f3f4", "knowledge": "#e6f4ea"}
+OTHER_CATEGORY_FILL = "#ffffff"  # a category without a colour of its own yet
+UNKNOWN_TYPE_FILL = "#fce8e6"
 STATUS_STROKE = {
     "succeeded": "#188038",
     "failed": "#d93025",
@@ -193,7 +195,7 @@ def render_svg(flow_data: object, execution_log: list[dict] | None = None) -> st
         x, y = positions[node_id]
         node_type = str(node.get("type", "?"))
         spec = catalog.get_spec(node_type)
-        fill = CATEGORY_FILL.get(spec.category if spec else "", "#fce8e6")
+        fill = CATEGORY_FILL.get(spec.category, OTHER_CATEGORY_FILL) if spec else UNKNOWN_TYPE_FILL
         step = steps.get(node_id)
         status = step.status if step else ("succeeded" if execution_log is not None and node_id in trigger_ids else "")
         stroke = STATUS_STROKE.get(status, "#dadce0" if execution_log is not None else "#5f6368")

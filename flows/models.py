@@ -11,7 +11,6 @@ from django.db.models import Case, F, Q, When
 from django.utils import timezone
 
 from core.fields import EncryptedTextField
-from flows import catalog
 from flows.graph import GraphError, trigger_node, validate_graph
 
 
@@ -38,20 +37,15 @@ def new_webhook_secret() -> str:
 
 
 class NodeType(models.Model):
-    """One row per node type of the catalog in flows/catalog.py (synced by sync_node_types).
+    """One row per node type of the catalog (flows/catalog.py; synced by sync_node_types).
 
     The code defines what a node type is; the row lets staff switch a type off.
     """
 
-    class Category(models.TextChoices):
-        TRIGGER = "trigger", "Trigger"
-        ACTION = "action", "Action"
-        LOGIC = "logic", "Logic"
-        KNOWLEDGE = "knowledge", "Knowledge"
-
     type = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
-    category = models.CharField(max_length=16, choices=Category.choices)
+    # The spec's category, as the code says: no choices here, so a new one needs no migration.
+    category = models.CharField(max_length=16)
     description = models.TextField(blank=True)
     config_schema = models.JSONField(default=dict)
     ports = models.JSONField(default=list)
@@ -118,9 +112,6 @@ class Flow(models.Model):
     def node_count(self) -> int:
         nodes = self.flow_data.get("nodes", []) if isinstance(self.flow_data, dict) else []
         return len(nodes) if isinstance(nodes, list) else 0
-
-    def uses_trigger(self, node_type: str) -> bool:
-        return self.trigger_type == node_type and node_type in catalog.TRIGGER_TYPES
 
 
 def canonical_json(flow_data: object) -> str:

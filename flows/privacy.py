@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterator
 
 from django_celery_results.models import TaskResult
 
-from executions.schedules import remove_schedules, task_name
 from flows.models import Flow, FlowVersion
+from flows.schedules import remove_schedules, task_name
 
 
 def on_deletion_request(user) -> dict[str, int]:

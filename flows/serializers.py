@@ -25,7 +25,7 @@ FLOW_DATA_SCHEMA = {
                 "required": ["id", "type"],
                 "properties": {
                     "id": {"type": "string", "pattern": graph.NODE_ID_PATTERN.pattern},
-                    "type": {"type": "string", "enum": sorted(spec.type for spec in catalog.CATALOG)},
+                    "type": {"type": "string", "enum": sorted(spec.type for spec in catalog.all_specs())},
                     "config": {"type": "object", "description": "As the node type's config_schema says."},
                     "position": graph.POSITION_SCHEMA,
                     "label": {"type": "string", "maxLength": 200},

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from flows.catalog import CATALOG
+from flows.catalog import all_specs
 from flows.models import NodeType
 
 
@@ -10,7 +10,8 @@ from flows.models import NodeType
 def sync_node_types() -> tuple[int, int, int]:
     existing = {row.type: row for row in NodeType.objects.select_for_update()}
     created = updated = 0
-    for spec in CATALOG:
+    specs = all_specs()
+    for spec in specs:
         row = existing.get(spec.type)
         values = spec.as_row()
         if row is None:
@@ -21,7 +22,7 @@ def sync_node_types() -> tuple[int, int, int]:
                 setattr(row, field, value)
             row.save(update_fields=[*values, "updated_at"])
             updated += 1
-    known = {spec.type for spec in CATALOG}
+    known = {spec.type for spec in specs}
     removed, _ = NodeType.objects.exclude(type__in=known).delete()
     return created, updated, removed
 

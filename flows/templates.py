@@ -24,6 +24,11 @@ class TemplateSyntaxError(ValueError):
     pass
 
 
+def has_template(value: object) -> bool:
+    """Whether a config value is filled in when the node runs (so checkable only then)."""
+    return isinstance(value, str) and "{{" in value
+
+
 def check_template(text: str) -> None:
     """Raise TemplateSyntaxError for anything that is not a plain path template."""
     for match in _ANY_BRACES.finditer(text):

@@ -9,11 +9,11 @@ from rest_framework.response import Response
 
 from core.api import Conflict, OwnedQuerysetMixin
 from core.openapi import error
-from executions.schedules import remove_schedules, sync_schedule
 from executions.serializers import ExecutionSerializer
 from executions.services import start_execution
 from flows.filters import FlowFilter
 from flows.models import Flow, NodeType
+from flows.schedules import remove_schedules, sync_schedule
 from flows.serializers import FlowSerializer, NodeTypeSerializer, RunFlowSerializer
 
 

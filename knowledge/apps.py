@@ -8,8 +8,12 @@ class KnowledgeConfig(AppConfig):
     verbose_name = "Knowledge base"
 
     def ready(self) -> None:
+        from flows import catalog
         from knowledge import checks  # noqa: F401  (registers system checks)
+        from knowledge.nodes import NODE_TYPES
         from knowledge.signals import purge_deleted_user_vectors
+
+        catalog.register(*NODE_TYPES)
 
         post_delete.connect(
             purge_deleted_user_vectors, sender=settings.AUTH_USER_MODEL, dispatch_uid="knowledge-purge-user-vectors"

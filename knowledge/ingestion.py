@@ -28,6 +28,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.queue import publish
+from flows.nodes import RetryPolicy, backoff
 from knowledge.chunking import chunk_text
 from knowledge.embeddings import get_embedder
 from knowledge.errors import KnowledgeError, LeaseLost, ServiceError
@@ -224,9 +225,11 @@ def fail(document_id: int, lease: uuid.UUID, message: str) -> None:
     )
 
 
-def backoff_seconds(attempt: int, retry_after: float | None) -> float:
-    delay = min(300.0, 10.0 * 2 ** max(attempt - 1, 0))
-    return max(delay, retry_after or 0.0)
+def retry_policy() -> RetryPolicy:
+    # Exact delays: the document's error tells its owner when the next try comes.
+    return RetryPolicy(
+        max_attempts=settings.KNOWLEDGE_MAX_ATTEMPTS, backoff_seconds=10.0, max_backoff_seconds=300.0, jitter=False
+    )
 
 
 def ingest(document_id: int, generation: int) -> str:
@@ -240,8 +243,9 @@ def ingest(document_id: int, generation: int) -> str:
         return "overtaken"
     except KnowledgeError as exc:
         attempts = Document.objects.values_list("attempts", flat=True).filter(pk=document_id).first() or 0
-        if exc.transient and attempts < settings.KNOWLEDGE_MAX_ATTEMPTS:
-            delay = backoff_seconds(attempts, exc.retry_after)
+        policy = retry_policy()
+        if exc.transient and attempts < policy.max_attempts:
+            delay = max(backoff(policy, attempts), exc.retry_after or 0.0)
             requeued = Document.objects.filter(pk=document_id, lease=lease).update(
                 status=Document.Status.QUEUED,
                 lease=None,

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from executions.engine import NodeContext, NodeResult, PermanentError, TransientError
+from flows.nodes import (
+    TEMPLATE_TEXT,
+    NodeContext,
+    NodeResult,
+    NodeSpec,
+    PermanentError,
+    RetryPolicy,
+    TransientError,
+    object_schema,
+)
 from knowledge import remote, search
 from knowledge.errors import KnowledgeError
 
@@ -26,6 +35,15 @@ GROUNDING_RULES = (
     "the answer, say you don't know and offer to put the customer in touch with a person. Keep the "
     "answer short and do not mention the passages."
 )
+# An embeddings or LLM API that fails now often answers a few seconds later.
+RETRY = RetryPolicy(max_attempts=3, backoff_seconds=2.0, max_backoff_seconds=60.0)
+MIN_SCORE = {
+    "type": "number",
+    "minimum": -1,
+    "maximum": 1,
+    "default": 0,
+    "description": "Passages scoring at or below this cosine similarity are ignored.",
+}
 
 
 def _owner(ctx: NodeContext) -> int:
@@ -70,6 +88,27 @@ def knowledge_search(config: dict, ctx: NodeContext) -> NodeResult:
             "results": [result.as_dict(OUTPUT_PASSAGE_CHARS) for result in results],
         }
     )
+
+
+KNOWLEDGE_SEARCH = NodeSpec(
+    type="knowledge.search",
+    name="Search knowledge base",
+    category="knowledge",
+    description=(
+        "Finds the passages of the flow owner's knowledge base closest to a query. Output: "
+        "results (each with document {id, title}, text, score) and count."
+    ),
+    config_schema=object_schema(
+        {
+            "query": TEMPLATE_TEXT,
+            "k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+            "min_score": MIN_SCORE,
+        },
+        required=("query",),
+    ),
+    handler=knowledge_search,
+    retry=RETRY,
+)
 
 
 def build_messages(instructions: str, query: str, passages: list[search.Result]) -> list[dict]:
@@ -136,3 +175,40 @@ def ai_reply(config: dict, ctx: NodeContext) -> NodeResult:
         output.update(reply=reply, **details)
     output["passages"] = [passage.as_dict(OUTPUT_PASSAGE_CHARS) for passage in passages]
     return NodeResult(output=output)
+
+
+AI_REPLY = NodeSpec(
+    type="ai.reply",
+    name="AI reply",
+    category="knowledge",
+    description=(
+        "Answers from the knowledge base with an OpenAI-compatible model; without a model configured "
+        "it answers with the best passage. Output: reply, mode (llm or extractive), passages."
+    ),
+    config_schema=object_schema(
+        {
+            "query": {**TEMPLATE_TEXT, "default": "{{ trigger.text }}"},
+            "prompt": {
+                **TEMPLATE_TEXT,
+                "maxLength": 8000,
+                "description": "Instructions for the model (persona, tone, language). The passages found "
+                "and the query are added after them.",
+            },
+            "fallback": {
+                "type": "string",
+                "maxLength": 1000,
+                "default": "",
+                "description": "The reply when no passage matches (the model is not called then).",
+            },
+            "min_score": MIN_SCORE,
+            "k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 4},
+            "model": {"type": "string", "maxLength": 100},
+            "max_tokens": {"type": "integer", "minimum": 1, "maximum": 4000, "default": 300},
+            "temperature": {"type": "number", "minimum": 0, "maximum": 2, "default": 0.2},
+        }
+    ),
+    handler=ai_reply,
+    retry=RETRY,
+)
+
+NODE_TYPES: tuple[NodeSpec, ...] = (KNOWLEDGE_SEARCH, AI_REPLY)

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from flows.nodes import RetryPolicy, backoff
 from knowledge import ingestion
 from knowledge.errors import KnowledgeError
 from knowledge.models import Document
@@ -77,11 +78,15 @@ def sweep_documents() -> dict:
     return counts
 
 
-def _retry_delay(retries: int) -> int:
-    return min(3600, 30 * 2**retries)
+# An external store that is down may stay down for hours: the cleanups retry that long.
+CLEANUP_RETRY = RetryPolicy(max_attempts=11, backoff_seconds=30.0, max_backoff_seconds=3600.0, jitter=False)
 
 
-@shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=10)
+def _retry_delay(retries: int) -> float:
+    return backoff(CLEANUP_RETRY, retries + 1)  # Celery counts retries, the policy attempts
+
+
+@shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=CLEANUP_RETRY.max_attempts - 1)
 def delete_document_vectors(self, user_id: int, document_id: int, older_than: int | None = None) -> None:
     """A document's vectors in an external store: all of them once it is deleted, or those of
     generations before `older_than`, queued with a countdown by a re-index (see
@@ -92,7 +97,7 @@ def delete_document_vectors(self, user_id: int, document_id: int, older_than: in
         raise self.retry(countdown=_retry_delay(self.request.retries), exc=exc) from None
 
 
-@shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=10)
+@shared_task(bind=True, ignore_result=True, acks_late=True, max_retries=CLEANUP_RETRY.max_attempts - 1)
 def delete_namespace_vectors(self, user_id: int) -> None:
     """Everything a deleted user had in an external store: the tenant or namespace too."""
     try:

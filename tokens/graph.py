@@ -39,7 +39,7 @@ from django.conf import settings
 
 from core.http import retry_after_seconds
 from core.logging import redact
-from executions.engine import PermanentError, TransientError
+from flows.nodes import PermanentError, TransientError
 from tokens.models import ApiToken
 
 USER_AGENT = "Inflow/1.0 (+Meta Graph API)"

@@ -1,4 +1,7 @@
-"""The Meta action nodes: Instagram DMs, private and public comment replies, Messenger.
+"""The Meta nodes: the Instagram and Messenger triggers, and the actions that answer them:
+Instagram DMs, private and public comment replies, Messenger messages.
+
+The triggers have no handler: tokens/events.py turns webhook deliveries into their events.
 
 Each handler finds the token of the account that received the triggering event
 (`trigger.account_id`, only among the flow owner's tokens), checks Meta's rules *before*
@@ -17,7 +20,18 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from executions.engine import NodeContext, NodeResult, PermanentError, TransientError
+from flows.nodes import (
+    KEYWORDS,
+    MATCH_MODE,
+    TEMPLATE_TEXT,
+    NodeContext,
+    NodeResult,
+    NodeSpec,
+    PermanentError,
+    RetryPolicy,
+    TransientError,
+    object_schema,
+)
 from tokens import graph
 from tokens.models import MESSAGING_WINDOW, PRIVATE_REPLY_WINDOW, ApiToken, ContactWindow, PrivateReply
 
@@ -26,6 +40,62 @@ PROVIDER_NAMES = dict(ApiToken.Provider.choices)
 INSTAGRAM_MESSAGE_BYTES = 1000
 MESSENGER_MESSAGE_CHARS = 2000
 COMMENT_CHARS = 2200
+# Meta's sends fail in bursts (rate limits, 5xx): a few tries over up to two minutes.
+META_SEND_RETRY = RetryPolicy(max_attempts=4, backoff_seconds=2.0, max_backoff_seconds=120.0)
+TEXT_CONFIG = object_schema({"text": TEMPLATE_TEXT}, required=("text",))
+
+
+# --- Triggers ------------------------------------------------------------------------------
+
+INSTAGRAM_COMMENT = NodeSpec(
+    type="instagram.comment",
+    name="Instagram comment",
+    category="trigger",
+    description="A comment on one of the account's posts or reels.",
+    config_schema=object_schema(
+        {
+            "keywords": KEYWORDS,
+            "match": MATCH_MODE,
+            "media_ids": {
+                "type": "array",
+                "items": {"type": "string", "pattern": "^[0-9_]{1,64}$"},
+                "maxItems": 100,
+                "description": "Only comments on these posts; empty means all posts.",
+            },
+        }
+    ),
+    trigger=True,
+)
+
+INSTAGRAM_MESSAGE = NodeSpec(
+    type="instagram.message",
+    name="Instagram direct message",
+    category="trigger",
+    description="A direct message to the Instagram account.",
+    config_schema=object_schema({"keywords": KEYWORDS, "match": MATCH_MODE}),
+    trigger=True,
+)
+
+INSTAGRAM_STORY_MENTION = NodeSpec(
+    type="instagram.story_mention",
+    name="Instagram story mention",
+    category="trigger",
+    description="Someone mentioned the account in their story.",
+    config_schema=object_schema({}),
+    trigger=True,
+)
+
+MESSENGER_MESSAGE = NodeSpec(
+    type="messenger.message",
+    name="Messenger message",
+    category="trigger",
+    description="A message to the Facebook Page.",
+    config_schema=object_schema({"keywords": KEYWORDS, "match": MATCH_MODE}),
+    trigger=True,
+)
+
+
+# --- Actions -------------------------------------------------------------------------------
 
 
 def _token(ctx: NodeContext, provider: str) -> ApiToken:
@@ -116,6 +186,18 @@ def instagram_send_message(config: dict, ctx: NodeContext) -> NodeResult:
     return _message_result(body, text, {"to": recipient})
 
 
+INSTAGRAM_SEND_MESSAGE = NodeSpec(
+    type="instagram.send_message",
+    name="Send Instagram DM",
+    category="action",
+    description="Direct message to the person who triggered the flow (24 h messaging window).",
+    config_schema=TEXT_CONFIG,
+    side_effect=True,
+    handler=instagram_send_message,
+    retry=META_SEND_RETRY,
+)
+
+
 def messenger_send_message(config: dict, ctx: NodeContext) -> NodeResult:
     token = _token(ctx, ApiToken.Provider.FACEBOOK)
     recipient = _required(ctx, "from_id", "the person to message")
@@ -129,6 +211,18 @@ def messenger_send_message(config: dict, ctx: NodeContext) -> NodeResult:
         timeout=_timeout(ctx),
     )
     return _message_result(body, text, {"to": recipient})
+
+
+MESSENGER_SEND_MESSAGE = NodeSpec(
+    type="messenger.send_message",
+    name="Send Messenger message",
+    category="action",
+    description="A Messenger reply (messaging_type RESPONSE) to the person who wrote to the Page.",
+    config_schema=TEXT_CONFIG,
+    side_effect=True,
+    handler=messenger_send_message,
+    retry=META_SEND_RETRY,
+)
 
 
 def _claim_private_reply(token: ApiToken, comment_id: str, ctx: NodeContext) -> PrivateReply:
@@ -189,6 +283,18 @@ def instagram_private_reply(config: dict, ctx: NodeContext) -> NodeResult:
     return _message_result(body, text, {"comment_id": comment_id})
 
 
+INSTAGRAM_PRIVATE_REPLY = NodeSpec(
+    type="instagram.private_reply",
+    name="Private reply to comment",
+    category="action",
+    description="A DM to the commenter, sent as a reply to their comment (one per comment, within 7 days).",
+    config_schema=TEXT_CONFIG,
+    side_effect=True,
+    handler=instagram_private_reply,
+    retry=META_SEND_RETRY,
+)
+
+
 def instagram_reply_comment(config: dict, ctx: NodeContext) -> NodeResult:
     token = _token(ctx, ApiToken.Provider.INSTAGRAM)
     comment_id = _required(ctx, "comment_id", "the comment to answer")
@@ -201,3 +307,26 @@ def instagram_reply_comment(config: dict, ctx: NodeContext) -> NodeResult:
         timeout=_timeout(ctx),
     )
     return NodeResult(output={"reply_id": body.get("id"), "comment_id": comment_id, "text": text})
+
+
+INSTAGRAM_REPLY_COMMENT = NodeSpec(
+    type="instagram.reply_comment",
+    name="Public reply to comment",
+    category="action",
+    description="A public reply under the comment that triggered the flow.",
+    config_schema=TEXT_CONFIG,
+    side_effect=True,
+    handler=instagram_reply_comment,
+    retry=META_SEND_RETRY,
+)
+
+NODE_TYPES: tuple[NodeSpec, ...] = (
+    INSTAGRAM_COMMENT,
+    INSTAGRAM_MESSAGE,
+    INSTAGRAM_STORY_MENTION,
+    MESSENGER_MESSAGE,
+    INSTAGRAM_SEND_MESSAGE,
+    INSTAGRAM_PRIVATE_REPLY,
+    INSTAGRAM_REPLY_COMMENT,
+    MESSENGER_SEND_MESSAGE,
+)

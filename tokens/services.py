@@ -17,6 +17,7 @@ from django.utils import timezone
 from executions.runner import disabled_node_types
 from executions.services import start_execution
 from flows.models import Flow
+from flows.nodes import PermanentError, TransientError
 from tokens import events, graph
 from tokens.models import ApiToken, MetaWebhookDelivery
 
@@ -241,8 +242,6 @@ def refresh_token(token_id: int) -> str:
     (Meta refused the token: status `expired`), "failed" (kept `active` with the reason in
     `status_reason`, tried again on the next run) or "skipped".
     """
-    from executions.engine import PermanentError, TransientError
-
     now = timezone.now()
     with transaction.atomic():
         token = ApiToken.objects.due_for_refresh(now).select_for_update(skip_locked=True).filter(pk=token_id).first()

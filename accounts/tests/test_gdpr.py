@@ -50,7 +50,7 @@ def _ledger_in_tmp(settings, tmp_path, monkeypatch):
 def populate(user: User, marker: str, account_id: str, contact_id: str, executions: int = 3) -> None:
     """Everything a client accumulates, each piece carrying `marker` so a scan can find it."""
     flow = Flow.objects.create(user=user, name=f"{marker} flow", flow_data=SCHEDULED, status=Flow.Status.ACTIVE)
-    from executions.schedules import sync_schedule
+    from flows.schedules import sync_schedule
 
     sync_schedule(flow)
     FlowExecution.objects.bulk_create(
@@ -137,7 +137,7 @@ def test_a_deletion_request_disables_the_account_at_once(client_for, make_user):
     browser.force_login(user)
     session_key = browser.session.session_key
     flow = Flow.objects.create(user=user, name="f", flow_data=SCHEDULED, status=Flow.Status.ACTIVE)
-    from executions.schedules import sync_schedule
+    from flows.schedules import sync_schedule
 
     sync_schedule(flow)
     pending = FlowExecution.objects.create(flow=flow, user=user)

@@ -14,15 +14,17 @@ import ipaddress
 import json
 import socket
 import time
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 from django.conf import settings
 
 from core.http import ResponseTooLarge, read_capped, retry_after_seconds
-from executions.engine import NodeContext, NodeResult, PermanentError, TransientError
-from flows.catalog import SAFE_HTTP_METHODS
+from flows.nodes import NodeContext, NodeResult, NodeSpec, PermanentError, RetryPolicy, TransientError, object_schema
+from flows.templates import has_template
 
+SAFE_HTTP_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 USER_AGENT = "Inflow/1.0 (+http.request node)"
 MAX_REDIRECTS = 5
 
@@ -181,3 +183,51 @@ def http_request(config: dict, ctx: NodeContext) -> NodeResult:
         snippet = raw[:200].decode("utf-8", errors="replace")
         raise PermanentError(f"HTTP {response.status_code} from {response.url.host}: {snippet}")
     return NodeResult(output=output)
+
+
+def has_side_effect(config: dict) -> bool:
+    return str(config.get("method", "GET")).upper() not in SAFE_HTTP_METHODS
+
+
+def check_http_request(config: dict) -> list[tuple[str, str]]:
+    url = config.get("url")
+    if not isinstance(url, str):
+        return []
+    # The scheme is always literal; a templated host is checked at run time (SSRF guard).
+    if not url.lower().startswith(("http://", "https://")):
+        return [("url", "must start with http:// or https://.")]
+    if has_template(url):
+        return []
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return [("url", "must be an absolute URL with a host.")]
+    if parts.username or parts.password:
+        return [("url", "must not embed credentials; use headers instead.")]
+    return []
+
+
+STRING_MAP = {"type": "object", "additionalProperties": {"type": "string", "maxLength": 2000}, "maxProperties": 30}
+
+HTTP_REQUEST = NodeSpec(
+    type="http.request",
+    name="HTTP request",
+    category="action",
+    description="Calls an HTTP endpoint. Private and loopback addresses are refused unless allowed.",
+    config_schema=object_schema(
+        {
+            "method": {"enum": ["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"], "default": "GET"},
+            "url": {"type": "string", "minLength": 1, "maxLength": 2000},
+            "headers": STRING_MAP,
+            "query": STRING_MAP,
+            "body": {"description": "Sent as JSON. Strings inside are templates."},
+            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 30, "default": 10},
+        },
+        required=("url",),
+    ),
+    side_effect=has_side_effect,
+    checks=check_http_request,
+    handler=http_request,
+    retry=RetryPolicy(max_attempts=3, backoff_seconds=1.0, max_backoff_seconds=60.0),
+)
+
+NODE_TYPES: tuple[NodeSpec, ...] = (HTTP_REQUEST,)

@@ -1,12 +1,15 @@
-"""Handlers of the logic nodes: condition, delay, set, stop."""
+"""The logic nodes: condition, delay, set, stop (each spec below its handler)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from executions.engine import NodeContext, NodeResult, PermanentError
 from flows import safe_regex
+from flows.nodes import NodeContext, NodeResult, NodeSpec, PermanentError, object_schema
+from flows.templates import has_template
+
+OPERATORS = ["equals", "not_equals", "contains", "starts_with", "ends_with", "gt", "lt", "exists", "regex"]
 
 
 def _number(value: Any) -> float | None:
@@ -66,10 +69,59 @@ def condition(config: dict, ctx: NodeContext) -> NodeResult:
     return NodeResult(output={"result": result, "left": shown, "op": op, "right": right}, port=str(result).lower())
 
 
+def check_condition(config: dict) -> list[tuple[str, str]]:
+    """A literal regex is refused when the flow is saved; a templated one when it runs."""
+    if config.get("op") != "regex":
+        return []
+    pattern = config.get("right")
+    if not isinstance(pattern, str):
+        return [("right", "a regex condition needs the pattern as a string.")]
+    if has_template(pattern):
+        return []
+    try:
+        safe_regex.compile_safe(pattern)
+    except safe_regex.UnsafePatternError as exc:
+        return [("right", str(exc))]
+    return []
+
+
+CONDITION = NodeSpec(
+    type="logic.condition",
+    name="Condition",
+    category="logic",
+    description="Follows the `true` or the `false` port.",
+    config_schema=object_schema(
+        {
+            "left": {"type": "string", "maxLength": 2000},
+            "op": {"enum": OPERATORS},
+            "right": {"type": ["string", "number", "boolean", "null"]},
+            "case_sensitive": {"type": "boolean", "default": False},
+        },
+        required=("left", "op"),
+    ),
+    ports=("true", "false"),
+    handler=condition,
+    checks=check_condition,
+)
+
+
 def delay(config: dict, ctx: NodeContext) -> NodeResult:
     seconds = float(config["seconds"])
     resume_at = ctx.now + timedelta(seconds=seconds)
     return NodeResult(output={"seconds": seconds, "resume_at": resume_at.isoformat()}, wait_until=resume_at)
+
+
+DELAY = NodeSpec(
+    type="logic.delay",
+    name="Delay",
+    category="logic",
+    description="Waits, then continues. The worker is released while waiting.",
+    config_schema=object_schema(
+        {"seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 30 * 24 * 3600}},
+        required=("seconds",),
+    ),
+    handler=delay,
+)
 
 
 def set_vars(config: dict, ctx: NodeContext) -> NodeResult:
@@ -77,7 +129,44 @@ def set_vars(config: dict, ctx: NodeContext) -> NodeResult:
     return NodeResult(output=values, set_vars=values)
 
 
+SET = NodeSpec(
+    type="logic.set",
+    name="Set variables",
+    category="logic",
+    description="Stores values (templates allowed) under {{ vars.<name> }}.",
+    config_schema=object_schema(
+        {
+            "values": {
+                "type": "object",
+                "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]{0,63}$"},
+                "maxProperties": 50,
+            }
+        },
+        required=("values",),
+    ),
+    handler=set_vars,
+)
+
+
 def stop(config: dict, ctx: NodeContext) -> NodeResult:
     outcome = config.get("outcome", "succeeded")
     reason = config.get("reason", "")
     return NodeResult(output={"outcome": outcome, "reason": reason}, stop=outcome, stop_reason=reason)
+
+
+STOP = NodeSpec(
+    type="logic.stop",
+    name="Stop",
+    category="logic",
+    description="Ends the run here, as succeeded or failed.",
+    config_schema=object_schema(
+        {
+            "outcome": {"enum": ["succeeded", "failed"], "default": "succeeded"},
+            "reason": {"type": "string", "maxLength": 500},
+        }
+    ),
+    ports=(),
+    handler=stop,
+)
+
+NODE_TYPES: tuple[NodeSpec, ...] = (CONDITION, DELAY, SET, STOP)

@@ -6,16 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from executions.engine import (
-    Engine,
-    Limits,
-    MemoryJournal,
-    NodeResult,
-    PermanentError,
-    TransientError,
-    backoff_seconds,
-)
+from executions.engine import Engine, Limits, MemoryJournal
 from flows import catalog
+from flows.nodes import NodeResult, NodeSpec, PermanentError, RetryPolicy, TransientError, backoff
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -45,7 +38,7 @@ def graph(nodes: list[tuple[str, str, dict]], edges: list[tuple]) -> dict:
 
 def make_engine(flow_data: dict, clock: FakeClock | None = None, specs: dict | None = None, **kwargs) -> Engine:
     clock = clock or FakeClock()
-    merged = dict(catalog.BY_TYPE) | (specs or {})
+    merged = dict(catalog.by_type()) | (specs or {})
     return Engine(flow_data, clock=clock, monotonic=clock.monotonic, specs=merged, **kwargs)
 
 
@@ -132,14 +125,14 @@ def test_a_delay_parks_then_resumes_at_the_delay_node():
     assert journal.log[1]["duration_ms"] == pytest.approx(61_000, abs=1)
 
 
-def flaky_spec(failures: list[Exception], calls: list[int], side_effect: bool = True) -> catalog.NodeSpec:
+def flaky_spec(failures: list[Exception], calls: list[int], side_effect: bool = True) -> NodeSpec:
     def handler(config, ctx):
         calls.append(ctx.attempt)
         if failures:
             raise failures.pop(0)
         return NodeResult(output={"ok": True, "attempt": ctx.attempt})
 
-    return catalog.NodeSpec(
+    return NodeSpec(
         type="test.flaky",
         name="Flaky",
         category="action",
@@ -147,7 +140,7 @@ def flaky_spec(failures: list[Exception], calls: list[int], side_effect: bool = 
         config_schema={},
         side_effect=side_effect,
         handler=handler,
-        retry=catalog.RetryPolicy(max_attempts=3, backoff_seconds=1.0),
+        retry=RetryPolicy(max_attempts=3, backoff_seconds=1.0),
     )
 
 
@@ -212,9 +205,9 @@ def test_permanent_and_unexpected_errors_are_not_retried():
 
 
 def test_backoff_grows_exponentially_with_jitter():
-    policy = catalog.RetryPolicy(max_attempts=10, backoff_seconds=2, max_backoff_seconds=30)
-    assert [backoff_seconds(policy, n, rand=lambda: 1.0) for n in (1, 2, 3, 4, 5, 6)] == [2, 4, 8, 16, 30, 30]
-    assert [backoff_seconds(policy, n, rand=lambda: 0.0) for n in (1, 2, 3)] == [1, 2, 4]
+    policy = RetryPolicy(max_attempts=10, backoff_seconds=2, max_backoff_seconds=30)
+    assert [backoff(policy, n, rand=lambda: 1.0) for n in (1, 2, 3, 4, 5, 6)] == [2, 4, 8, 16, 30, 30]
+    assert [backoff(policy, n, rand=lambda: 0.0) for n in (1, 2, 3)] == [1, 2, 4]
 
 
 def test_side_effects_record_intent_before_the_call():
@@ -300,7 +293,7 @@ def test_limits_on_steps_and_run_time():
     assert "more than 1 steps" in outcome.error
 
     clock = FakeClock()
-    slow = catalog.NodeSpec(
+    slow = NodeSpec(
         type="test.slow",
         name="Slow",
         category="logic",
@@ -336,9 +329,7 @@ def test_disabled_and_unavailable_node_types_fail_clearly():
     outcome = engine.run(start(engine), MemoryJournal())
     assert "disabled" in outcome.error
 
-    missing = catalog.NodeSpec(
-        type="test.missing", name="Missing", category="action", description="", config_schema={}, handler="nowhere:fn"
-    )
+    missing = NodeSpec(type="test.missing", name="Missing", category="action", description="", config_schema={})
     flow = graph([("t", "trigger.manual", {}), ("m", "test.missing", {})], [("t", "m")])
     engine = make_engine(flow, specs={"test.missing": missing})
     outcome = engine.run(start(engine), MemoryJournal())

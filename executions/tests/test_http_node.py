@@ -10,8 +10,8 @@ import time
 import pytest
 
 from core.testing import FakeHTTPServer, Reply
-from executions.engine import NodeContext, PermanentError, TransientError
 from executions.nodes.http import http_request, is_public
+from flows.nodes import NodeContext, PermanentError, TransientError
 
 
 def context() -> NodeContext:

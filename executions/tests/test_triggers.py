@@ -12,10 +12,10 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from executions.models import FlowExecution
-from executions.schedules import remove_schedules, sync_schedule
 from executions.services import start_execution
 from executions.tasks import purge_old_executions, run_scheduled_flow
 from flows.models import Flow
+from flows.schedules import remove_schedules, sync_schedule
 
 pytestmark = pytest.mark.django_db
 

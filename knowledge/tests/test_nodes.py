@@ -8,7 +8,7 @@ import pytest
 from django.test import override_settings
 
 from core.testing import FakeHTTPServer, Reply
-from executions.engine import NodeContext, PermanentError, TransientError
+from flows.nodes import NodeContext, PermanentError, TransientError
 from knowledge.nodes import ai_reply, knowledge_search
 from knowledge.tests.shop import DOCUMENTS
 

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from core.testing import FakeHTTPServer, Reply
-from executions.engine import NodeContext, PermanentError, TransientError
+from flows.nodes import NodeContext, PermanentError, TransientError
 from tokens import nodes
 from tokens.models import ApiToken, ContactWindow, PrivateReply
 from tokens.tests.meta import IG_ACCOUNT, PAGE_ID, RAW_TOKEN, connect, graph_ok, graph_path, meta_error
