@@ -38,11 +38,13 @@ from core.crypto import keyed_hash
 from executions import privacy as executions_privacy
 from flows import privacy as flows_privacy
 from knowledge import privacy as knowledge_privacy
+from tokens import events as meta_events
 from tokens import privacy as tokens_privacy
 
 # Purge order: runs first (the largest table, and they reference flows), flows last.
 PARTS = (executions_privacy, tokens_privacy, knowledge_privacy, flows_privacy)
-CONTACT_PROVIDERS = {"instagram": "instagram", "messenger": "facebook"}
+# `gdpr_purge --contact instagram:<id>` or `messenger:<id>` -> the token provider.
+CONTACT_PROVIDERS = meta_events.contact_providers()
 Report = Callable[[str], None]
 
 
@@ -161,7 +163,8 @@ def parse_contact(spec: str) -> tuple[str, str]:
     """'instagram:<id>' or 'messenger:<id>' -> (token provider, id)."""
     kind, _, contact_id = spec.partition(":")
     if kind not in CONTACT_PROVIDERS or not contact_id.isdigit():
-        raise ValueError("A contact is instagram:<numeric id> or messenger:<numeric id>.")
+        kinds = " or ".join(f"{kind}:<numeric id>" for kind in CONTACT_PROVIDERS)
+        raise ValueError(f"A contact is {kinds}.")
     return CONTACT_PROVIDERS[kind], contact_id
 
 

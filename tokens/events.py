@@ -1,5 +1,10 @@
 """Meta webhook payloads → trigger events, and trigger matching. Plain Python, no database.
 
+`KINDS` is the one table of Meta event kinds: per trigger type, whether it opens the 24 h
+messaging window, how a flow's trigger config matches it, its dedup key prefix and where
+the person's id stands in a delivery (for GDPR erasure). A new kind is a parser (listed in
+`ITEM_PARSERS` or `CHANGE_PARSERS`), a row here and its NodeSpec in tokens/nodes.py.
+
 Parsed shapes (Meta Graph API webhooks):
 - `object: "instagram"`, `entry[].changes[]` with `field: "comments"` → `instagram.comment`.
 - `object: "instagram"`, `entry[].messaging[]` (or `changes[]` with `field: "messages"`,
@@ -55,21 +60,117 @@ TRIGGER_KEYS = (
 MAX_ID_LENGTH = 64
 MAX_MID_LENGTH = 240
 
+# Where a person's scoped id stands in a delivery: keys below `entry[]`, the first one a
+# list (`messaging[]`, `changes[]`), the rest objects.
+ContactPath = tuple[str, ...]
+MESSAGING_SENDER: ContactPath = ("messaging", "sender", "id")
+CHANGES_SENDER: ContactPath = ("changes", "value", "sender", "id")  # messages in Meta's test-console shape
+COMMENT_AUTHOR: ContactPath = ("changes", "value", "from", "id")
+# The account's own messages, which Meta echoes back (they start nothing): the person is
+# their recipient, and they hold the text sent to them.
+ECHO_RECIPIENT_PATHS: tuple[ContactPath, ...] = (
+    ("messaging", "recipient", "id"),
+    ("changes", "value", "recipient", "id"),
+)
+
+
+@dataclass(frozen=True)
+class EventKind:
+    trigger_type: str
+    provider: str  # the api_tokens provider of the account it arrives on
+    # The person wrote to the account: Meta allows messages to them for 24 h from then.
+    opens_window: bool
+    # What of a flow's trigger config filters it, in order: "media" (media_ids),
+    # "keywords" (keywords and match). None: every event of the kind matches.
+    match: tuple[str, ...]
+    # The dedup key is "<prefix>:<Meta's id of the event>": Meta's retries start nothing twice.
+    dedup_prefix: str
+    contact_paths: tuple[ContactPath, ...]
+
+
+KINDS: dict[str, EventKind] = {
+    kind.trigger_type: kind
+    for kind in (
+        EventKind(
+            "instagram.comment",
+            "instagram",
+            opens_window=False,
+            match=("media", "keywords"),
+            dedup_prefix="comment",
+            contact_paths=(COMMENT_AUTHOR,),
+        ),
+        EventKind(
+            "instagram.message",
+            "instagram",
+            opens_window=True,
+            match=("keywords",),
+            dedup_prefix="message",
+            contact_paths=(MESSAGING_SENDER, CHANGES_SENDER),
+        ),
+        EventKind(
+            "instagram.story_mention",
+            "instagram",
+            opens_window=True,
+            match=(),
+            dedup_prefix="message",
+            contact_paths=(MESSAGING_SENDER, CHANGES_SENDER),
+        ),
+        EventKind(
+            "messenger.message",
+            "facebook",
+            opens_window=True,
+            match=("keywords",),
+            dedup_prefix="message",
+            contact_paths=(MESSAGING_SENDER,),
+        ),
+    )
+}
+
+
+def contact_paths() -> tuple[ContactPath, ...]:
+    """Every place a delivery can carry the id of the person who acted, once each."""
+    return tuple(dict.fromkeys(path for kind in KINDS.values() for path in kind.contact_paths))
+
+
+def contact_providers() -> dict[str, str]:
+    """How `gdpr_purge --contact` names a person's platform ("instagram", "messenger"): the
+    trigger types' prefix, mapped to the token provider."""
+    return {kind.trigger_type.partition(".")[0]: kind.provider for kind in KINDS.values()}
+
+
+def payload_containing(path: ContactPath, contact_id: str) -> dict:
+    """The JSON containment (`payload @> ...`) of a delivery carrying contact_id at path."""
+    inner: Any = contact_id
+    for key in reversed(path[1:]):
+        inner = {key: inner}
+    return {"entry": [{path[0]: [inner]}]}
+
 
 @dataclass(frozen=True)
 class Event:
-    provider: str
+    kind: EventKind
     account_id: str
-    trigger_type: str
     dedup_key: str
     contact_id: str
     occurred_at: datetime | None
     data: dict[str, Any]
 
     @property
-    def is_inbound_message(self) -> bool:
-        """Messages and story mentions open the 24 h messaging window; comments do not."""
-        return self.trigger_type != "instagram.comment"
+    def provider(self) -> str:
+        return self.kind.provider
+
+    @property
+    def trigger_type(self) -> str:
+        return self.kind.trigger_type
+
+    @property
+    def opens_window(self) -> bool:
+        return self.kind.opens_window
+
+
+def _event(trigger_type: str, account_id: str, meta_id: str, contact_id: str, occurred_at, data: dict) -> Event:
+    kind = KINDS[trigger_type]
+    return Event(kind, account_id, f"{kind.dedup_prefix}:{meta_id}", contact_id, occurred_at, data)
 
 
 def _id(value: Any) -> str | None:
@@ -134,10 +235,10 @@ def _comment(provider: str, account_id: str, value: dict, entry_time: datetime |
         media_id=_id(media.get("id")),
         media_product_type=_text(media.get("media_product_type")),
     )
-    return Event(provider, account_id, "instagram.comment", f"comment:{comment_id}", from_id, entry_time, data)
+    return _event("instagram.comment", account_id, comment_id, from_id, entry_time, data)
 
 
-def _message(provider: str, account_id: str, item: dict) -> Event | None:
+def _message(provider: str, account_id: str, item: dict, entry_time: datetime | None) -> Event | None:
     message = _dict(item.get("message"))
     if not message or message.get("is_echo") or message.get("is_deleted") or message.get("is_unsupported"):
         return None
@@ -172,7 +273,13 @@ def _message(provider: str, account_id: str, item: dict) -> Event | None:
         media_id=_id(story.get("id")),
         attachments=attachments,
     )
-    return Event(provider, account_id, trigger_type, f"message:{mid}", from_id, occurred_at, data)
+    return _event(trigger_type, account_id, mid, from_id, occurred_at, data)
+
+
+# What reads each part of an entry: its `messaging[]` items, and its `changes[]` by
+# (provider, field). A parser returns None for what it does not take.
+ITEM_PARSERS = (_message,)
+CHANGE_PARSERS = {("instagram", "comments"): _comment, ("instagram", "messages"): _message}
 
 
 def parse(payload: Any) -> list[Event]:
@@ -189,14 +296,16 @@ def parse(payload: Any) -> list[Event]:
             continue
         entry_time = _moment(entry.get("time"), millis=False)
         for item in _list(entry.get("messaging")):
-            events.append(_message(provider, account_id, _dict(item)))
+            for item_parser in ITEM_PARSERS:
+                event = item_parser(provider, account_id, _dict(item), entry_time)
+                if event is not None:
+                    events.append(event)
+                    break
         for change in _list(entry.get("changes")):
             change = _dict(change)
-            value = _dict(change.get("value"))
-            if provider == "instagram" and change.get("field") == "comments":
-                events.append(_comment(provider, account_id, value, entry_time))
-            elif provider == "instagram" and change.get("field") == "messages":
-                events.append(_message(provider, account_id, value))
+            change_parser = CHANGE_PARSERS.get((provider, change.get("field")))
+            if change_parser is not None:
+                events.append(change_parser(provider, account_id, _dict(change.get("value")), entry_time))
     return [event for event in events if event is not None]
 
 
@@ -236,12 +345,19 @@ def keywords_match(text: str | None, keywords: list[str], mode: str = "any") -> 
     return any(_contains_phrase(normalized, k) for k in wanted)
 
 
+def _media_matches(config: dict, event: Event) -> bool:
+    media_ids = config.get("media_ids") or []
+    return not media_ids or event.data.get("media_id") in media_ids
+
+
+def _keywords_match(config: dict, event: Event) -> bool:
+    return keywords_match(event.data.get("text"), config.get("keywords") or [], config.get("match") or "any")
+
+
+MATCHERS = {"media": _media_matches, "keywords": _keywords_match}
+
+
 def trigger_matches(trigger_config: dict, event: Event) -> bool:
     """Whether a flow's trigger node config accepts the event (same type already checked)."""
     config = trigger_config if isinstance(trigger_config, dict) else {}
-    media_ids = config.get("media_ids") or []
-    if event.trigger_type == "instagram.comment" and media_ids and event.data.get("media_id") not in media_ids:
-        return False
-    if event.trigger_type == "instagram.story_mention":
-        return True
-    return keywords_match(event.data.get("text"), config.get("keywords") or [], config.get("match") or "any")
+    return all(MATCHERS[name](config, event) for name in event.kind.match)

@@ -27,6 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.fields import EncryptedTextField
+from tokens import events
 
 # Meta's rules for messages a business sends (see tokens/nodes.py).
 MESSAGING_WINDOW = timedelta(hours=24)
@@ -126,14 +127,15 @@ class DeliveryQuerySet(models.QuerySet["MetaWebhookDelivery"]):
         """Not processed yet and not given up on (served by a small partial index)."""
         return self.filter(processed_at__isnull=True, attempts__lt=settings.META_WEBHOOK_MAX_ATTEMPTS)
 
-    def mentioning(self, contact_id: str) -> DeliveryQuerySet:
-        """Deliveries that carry a contact's id as a sender or commenter (for erasure)."""
-        contact_id = str(contact_id)
-        return self.filter(
-            Q(payload__contains={"entry": [{"messaging": [{"sender": {"id": contact_id}}]}]})
-            | Q(payload__contains={"entry": [{"changes": [{"value": {"from": {"id": contact_id}}}]}]})
-            | Q(payload__contains={"entry": [{"changes": [{"value": {"sender": {"id": contact_id}}}]}]})
-        )
+    def mentioning(self, contact_id: str, *, as_recipient: bool = False) -> DeliveryQuerySet:
+        """Deliveries that carry a contact's id where an event kind puts the person who acted
+        (tokens/events.py), and with `as_recipient` where the account's echoed messages put
+        the person they went to (for erasure)."""
+        paths = events.contact_paths() + (events.ECHO_RECIPIENT_PATHS if as_recipient else ())
+        query = Q()
+        for path in paths:
+            query |= Q(payload__contains=events.payload_containing(path, str(contact_id)))
+        return self.filter(query)
 
 
 STORE_SQL = """

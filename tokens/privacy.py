@@ -46,15 +46,6 @@ def purge_user(user_id: int, *, batch_size: int, report: Callable[[str], None]) 
     return counts
 
 
-def _deliveries_mentioning(contact_id: str):
-    """As sender or commenter (DeliveryQuerySet.mentioning), and as the recipient of the
-    account's own messages, which Meta echoes back with the text sent to the person."""
-    as_recipient = Q(payload__contains={"entry": [{"messaging": [{"recipient": {"id": contact_id}}]}]}) | Q(
-        payload__contains={"entry": [{"changes": [{"value": {"recipient": {"id": contact_id}}}]}]}
-    )
-    return MetaWebhookDelivery.objects.mentioning(contact_id) | MetaWebhookDelivery.objects.filter(as_recipient)
-
-
 def erase_contact(provider: str, contact_id: str, *, batch_size: int, report: Callable[[str], None]) -> dict[str, int]:
     counts = {
         "meta_contact_windows": ContactWindow.objects.filter(contact_id=contact_id, token__provider=provider).delete()[
@@ -63,7 +54,7 @@ def erase_contact(provider: str, contact_id: str, *, batch_size: int, report: Ca
         "meta_private_replies": PrivateReply.objects.filter(contact_id=contact_id, token__provider=provider).delete()[
             0
         ],
-        "meta_webhook_deliveries": _deliveries_mentioning(contact_id).delete()[0],
+        "meta_webhook_deliveries": MetaWebhookDelivery.objects.mentioning(contact_id, as_recipient=True).delete()[0],
     }
     report(f"meta: {counts}")
     return counts

@@ -196,7 +196,7 @@ def _start_executions(parsed: list[events.Event], *, delivery_id: int | None = N
             unknown[event.account_id] += 1
             continue
         routed.append((token, event))
-        if event.is_inbound_message:
+        if event.opens_window:
             # Never trust a clock from the payload beyond our own.
             at = min(event.occurred_at or now, now)
             key = (token.id, event.contact_id)

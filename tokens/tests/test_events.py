@@ -13,7 +13,7 @@ def test_a_comment_becomes_an_instagram_comment_event():
     assert event.trigger_type == "instagram.comment"
     assert event.dedup_key == "comment:1790001"
     assert event.contact_id == "5550001"
-    assert not event.is_inbound_message
+    assert not event.opens_window
     assert event.data == {
         "provider": "instagram",
         "account_id": IG_ACCOUNT,
@@ -40,7 +40,7 @@ def test_instagram_messages_story_mentions_and_messenger():
         "mid.1",
         "6660001",
     )
-    assert dm.is_inbound_message
+    assert dm.opens_window
     mention = message_payload(None, attachments=[{"type": "story_mention", "payload": {"url": "https://cdn/x"}}])
     [story] = events.parse(mention)
     assert story.trigger_type == "instagram.story_mention"
@@ -119,3 +119,46 @@ def test_media_ids_limit_comment_triggers():
     assert events.trigger_matches({"keywords": ["price"], "media_ids": ["18000000000000001"]}, event)
     assert not events.trigger_matches({"keywords": ["price"], "media_ids": ["18000000000000002"]}, event)
     assert events.trigger_matches({}, event)
+
+
+def test_one_row_per_meta_trigger_spec():
+    from tokens.nodes import NODE_TYPES
+
+    assert set(events.KINDS) == {spec.type for spec in NODE_TYPES if spec.trigger}
+    for kind in events.KINDS.values():
+        assert set(kind.match) <= set(events.MATCHERS), kind
+        assert kind.contact_paths, kind
+    assert events.contact_providers() == {"instagram": "instagram", "messenger": "facebook"}
+
+
+def test_a_new_kind_is_one_parser_and_one_row(monkeypatch):
+    """A made-up kind (a button tap) goes through parsing, dedup, window and matching."""
+
+    def tap(provider, account_id, item, entry_time):
+        postback = item.get("postback")
+        if not isinstance(postback, dict):
+            return None
+        sender = item["sender"]["id"]
+        data = events._data(provider, account_id, "tap", entry_time, from_id=sender, text=postback["title"])
+        return events._event("instagram.tap", account_id, postback["mid"], sender, entry_time, data)
+
+    row = events.EventKind(
+        "instagram.tap",
+        "instagram",
+        opens_window=True,
+        match=("keywords",),
+        dedup_prefix="tap",
+        contact_paths=(events.MESSAGING_SENDER,),
+    )
+    monkeypatch.setitem(events.KINDS, "instagram.tap", row)
+    monkeypatch.setattr(events, "ITEM_PARSERS", (*events.ITEM_PARSERS, tap))
+    item = {"sender": {"id": "6660009"}, "postback": {"mid": "m.9", "title": "Yes please"}}
+    [event] = events.parse({"object": "instagram", "entry": [{"id": IG_ACCOUNT, "messaging": [item]}]})
+    assert (event.trigger_type, event.dedup_key, event.contact_id, event.opens_window) == (
+        "instagram.tap",
+        "tap:m.9",
+        "6660009",
+        True,
+    )
+    assert events.trigger_matches({"keywords": ["yes"]}, event)
+    assert not events.trigger_matches({"keywords": ["no"]}, event)
